@@ -1,0 +1,166 @@
+"""Step 4 — train: wraps TRL's ``SFTTrainer``/``SFTConfig`` (Unsloth patches both on import).
+
+``train`` maps our ``TrainSettings`` onto ``SFTConfig`` one-to-one, runs the trainer with its tqdm
+progress bar, and returns what a learner wants to see afterwards: the loss/eval history, runtime,
+trained tokens, tokens/s and peak memory. The history is saved as ``history.json`` in ``output_dir``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from toolkit.settings import TrainSettings
+
+
+@dataclass
+class TrainResult:
+    output_dir: str  # where checkpoints and history.json were written
+    steps: int  # optimizer updates done
+    train_loss: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) as logged
+    eval_loss: list[tuple[int, float]] = field(default_factory=list)  # (step, validation loss)
+    runtime_s: float = 0.0  # wall time of trainer.train()
+    trained_tokens: int = 0  # non-padding tokens that went through forward+backward
+    tokens_per_s: float = 0.0  # trained_tokens / runtime_s
+    peak_memory_mb: float = 0.0  # peak RSS on CPU, torch.cuda.max_memory_allocated on GPU
+    memory_kind: str = "cpu_rss"  # which of the two peak_memory_mb is
+    log_history: list[dict] = field(default_factory=list)  # the trainer's raw log
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- peak memory
+def _reset_peak_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        return
+    try:  # Linux: writing 5 resets VmHWM (peak RSS), so the figure covers training only
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_memory_mb() -> tuple[float, str]:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024, "cpu_rss"
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_rss"
+
+
+# --------------------------------------------------------------------------- config
+def sft_config(settings: TrainSettings, max_seq_length: int, has_eval: bool, gradient_checkpointing: bool = False):
+    """Our settings -> TRL's ``SFTConfig``. Every other SFTConfig field keeps TRL's default."""
+    from trl import SFTConfig
+
+    eval_every = settings.eval_steps if (has_eval and settings.eval_steps) else 0
+    return SFTConfig(
+        output_dir=settings.output_dir,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.lr,
+        max_steps=settings.max_steps if settings.max_steps > 0 else -1,
+        num_train_epochs=settings.epochs,
+        warmup_steps=settings.warmup_steps,
+        lr_scheduler_type=settings.scheduler,
+        weight_decay=settings.weight_decay,
+        logging_steps=settings.logging_steps,
+        eval_strategy="steps" if eval_every else "no",
+        eval_steps=eval_every or None,
+        save_strategy="steps" if settings.save_steps else "no",
+        save_steps=settings.save_steps or 500,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        max_length=max_seq_length,
+        completion_only_loss=settings.completion_only_loss,
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
+        gradient_checkpointing=gradient_checkpointing,
+        report_to="none",
+        dataset_num_proc=None,
+        disable_tqdm=False,
+    )
+
+
+def build_trainer(model, tokenizer, train_data, settings: TrainSettings, eval_data=None,
+                  max_seq_length: int = 512, callbacks=None):
+    """The configured ``SFTTrainer`` (useful on its own to inspect TRL's tokenized dataset)."""
+    from trl import SFTTrainer
+
+    checkpointing = bool(getattr(model, "is_gradient_checkpointing", False))
+    return SFTTrainer(
+        model=model,
+        processing_class=tokenizer,
+        train_dataset=train_data,
+        eval_dataset=eval_data,
+        args=sft_config(settings, max_seq_length, eval_data is not None, checkpointing),
+        callbacks=callbacks,
+    )
+
+
+def last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder under output_dir, or None."""
+    found = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return found[-1] if found else None
+
+
+def train(model, tokenizer, train_data, settings: TrainSettings | None = None, eval_data=None,
+          max_seq_length: int = 512, resume: bool = False, callbacks=None) -> TrainResult:
+    """Fine-tune ``model`` (with LoRA attached) on prompt/completion data; return a ``TrainResult``.
+
+    Args:
+        train_data / eval_data: HF Datasets from ``toolkit.data.prepare``.
+        resume: continue from the last ``checkpoint-N`` in ``settings.output_dir`` (needs save_steps > 0).
+    """
+    settings = settings or TrainSettings()
+    resume_from = None
+    if resume:
+        resume_from = last_checkpoint(settings.output_dir)
+        if resume_from is None:
+            raise FileNotFoundError(
+                f"train.output_dir = {settings.output_dir!r} has no checkpoint-N folder to resume from; "
+                "train with train.save_steps > 0 first, or drop --resume"
+            )
+    trainer = build_trainer(model, tokenizer, train_data, settings, eval_data, max_seq_length, callbacks)
+    _reset_peak_memory()
+    start = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    runtime = time.perf_counter() - start
+    if eval_data is not None:
+        trainer.evaluate()
+    peak, kind = _peak_memory_mb()
+    logs = trainer.state.log_history
+    tokens = max([int(e["num_tokens"]) for e in logs if "num_tokens" in e] or [0])
+    result = TrainResult(
+        output_dir=settings.output_dir,
+        steps=int(output.global_step),
+        train_loss=[(int(e["step"]), float(e["loss"])) for e in logs if "loss" in e],
+        eval_loss=[(int(e["step"]), float(e["eval_loss"])) for e in logs if "eval_loss" in e],
+        runtime_s=runtime,
+        trained_tokens=tokens,
+        tokens_per_s=tokens / runtime if runtime else 0.0,
+        peak_memory_mb=peak,
+        memory_kind=kind,
+        log_history=logs,
+    )
+    os.makedirs(settings.output_dir, exist_ok=True)
+    Path(settings.output_dir, "history.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    # accelerate wrapped model.forward in a bf16 autocast for training; undo it so the in-memory model
+    # computes exactly like the same weights reloaded from disk (export.verify checks bit-equality).
+    from accelerate.utils import extract_model_from_parallel
+
+    extract_model_from_parallel(trainer.model, keep_fp32_wrapper=False)
+    model.toolkit_trainer = trainer  # kept for notebooks that want trainer.state
+    return result
