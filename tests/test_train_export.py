@@ -1,0 +1,97 @@
+"""Training moves only LoRA weights and lowers the loss; exports reload exactly and atomically."""
+import json
+import os
+
+import pytest
+import torch
+
+from toolkit.data import encode, prepare
+from toolkit.export import (MANIFEST, MERGED_TOLERANCE, ExportError, check_export, load_adapters, load_merged,
+                            save_adapters, save_merged, size_report, verify)
+from toolkit.infer import chat, stream_chat
+from toolkit.lora import attach_lora
+from toolkit.settings import LoraSettings, TrainSettings
+from toolkit.train import build_trainer, train
+
+
+@pytest.fixture
+def trained(tiny, color_rows, tmp_path):
+    model, tokenizer = tiny
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    model = attach_lora(model, LoraSettings(r=8, alpha=16))
+    lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    data, _ = prepare(color_rows, tokenizer, 128)
+    settings = TrainSettings(max_steps=20, lr=5e-3, batch_size=8, warmup_steps=0, output_dir=str(tmp_path / "run"))
+    result = train(model, tokenizer, data, settings, max_seq_length=128)
+    return model, tokenizer, base, lora_before, result, tmp_path
+
+
+def test_training_changes_only_lora_and_loss_falls(trained):
+    model, _, base, lora_before, result, tmp_path = trained
+    after = {k.replace(".base_layer", ""): v for k, v in model.get_base_model().state_dict().items() if "lora_" not in k}
+    assert set(after) == set(base)
+    for key, value in base.items():
+        assert torch.equal(after[key], value), f"base weight {key} changed"
+    changed = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, lora_before[n])]
+    assert len(changed) == len(lora_before)
+    first = sum(loss for _, loss in result.train_loss[:3]) / 3
+    last = sum(loss for _, loss in result.train_loss[-3:]) / 3
+    assert last < first - 0.3, result.train_loss
+    assert result.steps == 20 and result.trained_tokens > 0 and result.tokens_per_s > 0 and result.peak_memory_mb > 0
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history["train_loss"][0][1] == pytest.approx(result.train_loss[0][1])
+
+
+def test_adapter_round_trip_is_exact_and_merged_within_tolerance(trained):
+    model, tokenizer, _, _, _, tmp_path = trained
+    path = save_adapters(model, tokenizer, tmp_path / "adapter", LoraSettings(r=8, alpha=16))
+    assert {"adapter_model.safetensors", "adapter_config.json", "settings.json", MANIFEST} <= set(os.listdir(path))
+    reloaded, _ = load_adapters(path, 128)
+    exact = verify(model, reloaded, tokenizer)
+    assert exact.passed and exact.max_abs_diff == 0.0
+    merged_path = save_merged(model, tokenizer, tmp_path / "merged")
+    merged, _ = load_merged(merged_path, 128)
+    close = verify(model, merged, tokenizer, tolerance=MERGED_TOLERANCE)
+    assert close.passed and close.argmax_agreement > 0.9
+    sizes = size_report(path, check_export(path)["base_model_path"])
+    assert sizes.adapter_bytes < sizes.full_model_bytes and sizes.ratio > 10
+    assert isinstance(chat(reloaded, tokenizer, "Color number 1?", max_new_tokens=3), str)
+    assert "".join(stream_chat(reloaded, tokenizer, "Color number 1?", max_new_tokens=3)) == chat(
+        reloaded, tokenizer, "Color number 1?", max_new_tokens=3)
+
+
+def test_failed_export_leaves_nothing_that_looks_valid(trained, monkeypatch):
+    model, tokenizer, _, _, _, tmp_path = trained
+
+    def crash(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tokenizer, "save_pretrained", crash)
+    with pytest.raises(OSError, match="No space"):
+        save_adapters(model, tokenizer, tmp_path / "adapter")
+    assert not (tmp_path / "adapter").exists()
+    assert not list(tmp_path.glob(".partial-*"))
+
+
+def test_incomplete_export_is_refused(tmp_path):
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "adapter_config.json").write_text("{}")
+    with pytest.raises(ExportError, match="not a complete toolkit export"):
+        check_export(tmp_path / "half")
+    with pytest.raises(FileNotFoundError, match="export adapters first"):
+        check_export(tmp_path / "missing")
+
+
+def test_masking_matches_trl_and_keeps_only_assistant_tokens(tiny, color_rows, tmp_path):
+    model, tokenizer = tiny
+    model = attach_lora(model, LoraSettings(r=4))
+    data, _ = prepare(color_rows[:8], tokenizer, 128)
+    trainer = build_trainer(model, tokenizer, data, TrainSettings(output_dir=str(tmp_path)), max_seq_length=128)
+    for ours, row in zip(data, trainer.train_dataset):
+        enc = encode(tokenizer, ours, 128)
+        assert enc["input_ids"] == row["input_ids"]
+        trl_mask = [int(label != -100) for label in row["labels"]] if "labels" in row else row["completion_mask"]
+        assert enc["completion_mask"] == trl_mask
+        trained_text = tokenizer.decode([t for t, m in zip(enc["input_ids"], enc["completion_mask"]) if m])
+        assert trained_text.startswith(ours["completion"][0]["content"])
+        assert "Color number" not in trained_text
