@@ -43,15 +43,21 @@ class Decision:
     status: str = "ok"  # ok | unparseable | illegal | error (generate mode / exceptions)
 
 
-def chat_prefix_ids(tokenizer, prompt: str) -> list[int]:
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=True, add_generation_prompt=True)
+def messages(prompt: str, system_prompt: str | None = None) -> list[dict]:
+    """The conversation as in training: optional system turn, then the rendered spot."""
+    head = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return head + [{"role": "user", "content": prompt}]
+
+
+def chat_prefix_ids(tokenizer, prompt: str, system_prompt: str | None = None) -> list[int]:
+    ids = tokenizer.apply_chat_template(messages(prompt, system_prompt), tokenize=True, add_generation_prompt=True)
     return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
-def answer_ids(tokenizer, prompt: str, answer: str, prefix: list[int]) -> list[int]:
+def answer_ids(tokenizer, prompt: str, answer: str, prefix: list[int], system_prompt: str | None = None) -> list[int]:
     """Token ids of ``answer`` + end-of-turn exactly as the chat template writes them after the prompt
     (the same tokens the model was trained to produce)."""
-    full = tokenizer.apply_chat_template([{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+    full = tokenizer.apply_chat_template(messages(prompt, system_prompt) + [{"role": "assistant", "content": answer}],
                                          tokenize=True)
     full = list(full["input_ids"] if hasattr(full, "keys") else full)
     if full[:len(prefix)] != prefix:
@@ -63,15 +69,15 @@ def answer_ids(tokenizer, prompt: str, answer: str, prefix: list[int]) -> list[i
 
 
 @torch.no_grad()
-def score_candidates(model, tokenizer, prompt: str, candidates: list[str]) -> list[float]:
+def score_candidates(model, tokenizer, prompt: str, candidates: list[str], system_prompt: str | None = None) -> list[float]:
     """Summed log-probability of each candidate answer after ``prompt``.
 
     The prompt (P tokens) runs once; its KV cache is repeated n times and the n candidates
     (padded to length L) run as one batch of shape (n, L). Log-prob of candidate token t comes from the
     logits at t-1, the first one from the prompt's last position.
     """
-    prefix = chat_prefix_ids(tokenizer, prompt)
-    cands = [answer_ids(tokenizer, prompt, c, prefix) for c in candidates]
+    prefix = chat_prefix_ids(tokenizer, prompt, system_prompt)
+    cands = [answer_ids(tokenizer, prompt, c, prefix, system_prompt) for c in candidates]
     device = model.device
     out = model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
     first = torch.log_softmax(out.logits[0, -1].float(), -1)  # (V,)
@@ -110,7 +116,8 @@ class LLMPlayer(BasePokerPlayer):
     """A (fine-tuned) causal LM as a PyPokerEngine player; never emits an illegal action in score mode."""
 
     def __init__(self, model, tokenizer, mode: str = "score", temperature: float = 0.0, seed: int = 0,
-                 style: str = "compact", max_new_tokens: int = 8, keep_prompts: bool = True):
+                 style: str = "compact", max_new_tokens: int = 8, keep_prompts: bool = True,
+                 system_prompt: str | None = None):
         if mode not in MODES:
             raise ValueError(f"LLMPlayer mode = {mode!r}: must be one of {list(MODES)}")
         if temperature < 0:
@@ -118,6 +125,7 @@ class LLMPlayer(BasePokerPlayer):
         self.model, self.tokenizer = model, tokenizer
         self.mode, self.temperature, self.style = mode, temperature, style
         self.max_new_tokens, self.keep_prompts = max_new_tokens, keep_prompts
+        self.system_prompt = system_prompt  # must match the one used in training
         self.rng = random.Random(seed)
         self.decisions: list[Decision] = []
         model.eval()
@@ -130,7 +138,7 @@ class LLMPlayer(BasePokerPlayer):
         names = [str(a) for a in spot.candidates]
         scores, raw, status = [], "", "ok"
         if self.mode == "score":
-            scores = score_candidates(self.model, self.tokenizer, prompt, names)
+            scores = score_candidates(self.model, self.tokenizer, prompt, names, self.system_prompt)
             action = spot.candidates[pick(scores, self.temperature, self.rng)]
         else:
             raw = self.generate(prompt)
@@ -140,7 +148,7 @@ class LLMPlayer(BasePokerPlayer):
         return action, decision
 
     def generate(self, prompt: str) -> str:
-        ids = torch.tensor([chat_prefix_ids(self.tokenizer, prompt)], device=self.model.device)
+        ids = torch.tensor([chat_prefix_ids(self.tokenizer, prompt, self.system_prompt)], device=self.model.device)
         with torch.no_grad():
             out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.max_new_tokens,
                                       do_sample=self.temperature > 0, temperature=self.temperature or None,
