@@ -195,7 +195,10 @@ def collect_problems(obj: Any, prefix: str = "") -> list[str]:
     """Run ``problems()`` on a settings object and on every nested settings section."""
     out = []
     if hasattr(obj, "problems"):
-        out += obj.problems(prefix) if prefix else obj.problems()
+        try:
+            out += obj.problems(prefix) if prefix else obj.problems()
+        except TypeError:  # a value of the wrong type, already reported, can break a range check
+            pass
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if dataclasses.is_dataclass(value):
@@ -207,8 +210,7 @@ def build(cls: type, data: dict | None = None) -> Any:
     """Build and validate a settings dataclass from a plain dict; raise ``SettingsError`` listing every problem."""
     errors: list[str] = []
     obj = _from_dict(cls, data or {}, "", errors)
-    if not errors:
-        errors = collect_problems(obj)
+    errors += [p for p in collect_problems(obj) if p not in errors]
     if errors:
         raise SettingsError(errors)
     return obj

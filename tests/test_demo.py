@@ -1,0 +1,79 @@
+"""The main job end to end on the smoke preset, the CLI's settings handling, and report = JSON."""
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from toolkit.pipeline import load_settings
+from toolkit.settings import SettingsError
+
+SECTIONS = ["## Targets", "## Decisions on held-out spots", "## Duplicate heads-up matches", "## Training",
+            "## Export", "## Data", "## Time", "## Settings and versions"]
+PLOTS = ["loss.png", "accuracy.png", "bb100.png", "action_mix.png", "confusion.png"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    cmd = [sys.executable, "-m", "toolkit", "demo", "--config", "configs/smoke.yaml", "--set", f"runs_dir={runs}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return runs / "smoke"
+
+
+def test_smoke_demo_writes_every_section_and_plot(smoke_run):
+    report = (smoke_run / "report.md").read_text()
+    for section in SECTIONS:
+        assert section in report
+    for png in PLOTS:
+        assert (smoke_run / png).stat().st_size > 5000, png
+        assert f"({png})" in report
+    for name in ("settings.json", "versions.json", "adapter/adapter_model.safetensors", "adapter/toolkit_export.json"):
+        assert (smoke_run / name).is_file(), name
+    results = json.loads((smoke_run / "results.json").read_text())
+    assert results["export"]["verify_adapter"]["passed"] and results["export"]["verify_adapter"]["max_abs_diff"] == 0
+    assert results["arena"]["finetuned"]["player"]["illegal"] == 0
+
+
+def test_report_figures_equal_the_json(smoke_run):
+    report = (smoke_run / "report.md").read_text()
+    results = json.loads((smoke_run / "results.json").read_text())
+    for label, ev in results["eval"].items():
+        row = re.search(rf"^\| {label} \| ([\d.]+)% \| ([\d.]+)% \| ([\d.]+)% \| ([\d.]+) \|$", report, re.M)
+        assert row, label
+        assert float(row.group(1)) == round(100 * ev["agreement"], 1)
+        assert float(row.group(2)) == round(100 * ev["overall"]["action_accuracy"], 1)
+        assert float(row.group(4)) == round(ev["decisions_per_s"], 2)
+    for name, r in results["arena"]["finetuned"].items():
+        if name == "player":
+            continue
+        e = r["bb100"]
+        assert f"{e['value']:+.1f} [{e['low']:+.1f}, {e['high']:+.1f}]" in report
+    train = results["train"]
+    assert f"{train['trained_tokens']:,} tokens" in report and f"{train['steps']} steps" in report
+
+
+def test_overrides_and_unknown_keys():
+    s = load_settings("configs/smoke.yaml", ["lora.r=2", "train.lr=1e-3", "arena.hands=4", "name=other"])
+    assert (s.lora.r, s.train.lr, s.arena.hands, s.train.output_dir) == (2, 1e-3, 4, "runs/other/checkpoints")
+    with pytest.raises(SettingsError) as err:
+        load_settings("configs/smoke.yaml", ["lora.rank=2", "arena.hands=3", "eval.opponents=[shark]"])
+    text = str(err.value)
+    assert "lora.rank" in text and "unknown setting" in text
+    assert "arena.hands = 3" in text and "multiple of players" in text
+    assert "shark" in text
+
+
+def test_cli_reports_bad_settings_before_any_work():
+    done = subprocess.run([sys.executable, "-m", "toolkit", "train", "--config", "configs/smoke.yaml", "--set", "lora.r=0"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "lora.r = 0" in done.stderr
+
+
+def test_help_teaches():
+    done = subprocess.run([sys.executable, "-m", "toolkit", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    for word in ("demo", "materialize", "arena", "analyse", "--set"):
+        assert word in done.stdout
