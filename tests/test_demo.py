@@ -77,3 +77,15 @@ def test_help_teaches():
     assert done.returncode == 0
     for word in ("demo", "materialize", "arena", "analyse", "--set"):
         assert word in done.stdout
+
+
+def test_same_preset_and_seed_give_the_same_data_and_adapter_bytes(smoke_run, tmp_path):
+    """Reproducibility: `train` alone, in another folder, rebuilds byte-identical data and adapters."""
+    cmd = [sys.executable, "-m", "toolkit", "train", "--config", "configs/smoke.yaml", "--set", f"runs_dir={tmp_path}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = tmp_path / "smoke"
+    for split in ("train", "validation", "test"):
+        assert (again / "data" / f"{split}.jsonl").read_bytes() == (smoke_run / "data" / f"{split}.jsonl").read_bytes()
+    new = (again / "adapter" / "adapter_model.safetensors").read_bytes()
+    assert new == (smoke_run / "adapter" / "adapter_model.safetensors").read_bytes()

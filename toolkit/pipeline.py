@@ -6,6 +6,7 @@ writes into ``runs/<name>/`` and saves the settings and package versions beside 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -160,7 +161,8 @@ def step_train(settings: RunSettings, resume: bool = False):
     (settings.run_dir / "data_validation.json").write_text(json.dumps(
         {"rows": data_report.n_rows, "skipped": len(data_report.bad_rows), "problems": data_report.problems}, indent=2) + "\n")
     result = train(model, tokenizer, train_data, settings.train, eval_data, settings.model.max_seq_length, resume=resume)
-    save_adapters(model, tokenizer, settings.run_dir / "adapter", settings)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun/accelerate every rank holds the same adapters
+        save_adapters(model, tokenizer, settings.run_dir / "adapter", settings)
     return model, tokenizer, result
 
 

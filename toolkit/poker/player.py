@@ -79,7 +79,8 @@ def score_candidates(model, tokenizer, prompt: str, candidates: list[str], syste
     prefix = chat_prefix_ids(tokenizer, prompt, system_prompt)
     cands = [answer_ids(tokenizer, prompt, c, prefix, system_prompt) for c in candidates]
     device = model.device
-    out = model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
+    # logits_to_keep=1: only the last prompt position's logits are needed (saves the P×V lm_head product)
+    out = model(input_ids=torch.tensor([prefix], device=device), use_cache=True, logits_to_keep=1)
     first = torch.log_softmax(out.logits[0, -1].float(), -1)  # (V,)
     n, width = len(cands), max(len(c) for c in cands)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
