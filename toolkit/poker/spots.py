@@ -8,7 +8,9 @@ every decision they face is offered to the collector; the other seats get oppone
 
 Determinism: PyPokerEngine shuffles with the global ``random`` module (and ``RandomPlayer`` and the
 Dealer's uuids use it too). We save ``random.getstate()``, seed it, play, and restore it, so the same
-seed gives the same spots and the caller's random state is untouched. Everything else (seat styles,
+seed gives the same spots and the caller's random state is untouched. Every hand runs inside
+``shim.patched()``, so the engine follows the same (fixed) rules as the arena: heads-up, the button
+posts the small blind, acts first preflop and last postflop (upstream #82). Everything else (seat styles,
 our own bots) draws from a private ``random.Random(seed)``; the teacher seeds eval7 per spot.
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pypokerengine.utils.card_utils import estimate_hole_card_win_rate, gen_card
 from tqdm.auto import tqdm
 
 from ..settings import problem
+from . import shim
 from .actions import STREETS, VERBS, Action, to_engine
 from .state import Spot, spot_from_engine
 from .teacher import TeacherPlayer, TeacherPolicy
@@ -224,7 +227,8 @@ def generate_spots(settings: SpotSettings, progress: bool = True) -> list[tuple[
                 else:
                     player = make_opponent(rng.choices(styles, weights)[0], random.Random(rng.random()), s, policy)
                 config.register_player(f"seat{seat}", player)
-            start_poker(config, verbose=0)
+            with shim.patched():  # same engine rules as the arena: HU button posts SB, acts last postflop
+                start_poker(config, verbose=0)
             hand += 1
     finally:
         random.setstate(saved)
