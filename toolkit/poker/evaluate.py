@@ -31,7 +31,7 @@ def predict(model, tokenizer, rows: list[dict], mode: str = "score", progress: b
             if not row.get("candidates"):
                 raise ValueError(f"row {i}: no 'candidates' to score; use mode='generate' for PokerBench files")
             scores = score_candidates(model, tokenizer, prompt, list(row["candidates"]), system_prompt)
-            answers.append(row["candidates"][pick(scores, 0.0, random.Random(0))])
+            answers.append(row["candidates"][pick(list(row["candidates"]), scores, 0.0, random.Random(0))])
         else:
             answers.append(generator.generate(prompt).strip())
     elapsed = time.perf_counter() - start

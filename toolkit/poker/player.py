@@ -7,7 +7,8 @@ raise sizes clipped to the engine's min/max) under the model and plays the best 
     score(candidate) = Σ_t log p(token_t | prompt, candidate tokens < t)     (answer + <|im_end|>)
 
 The prompt is encoded once; its KV cache is repeated across the candidates, which are scored in one
-batched forward pass. Greedy by default; ``temperature > 0`` samples from softmax(score / T).
+batched forward pass. The choice is made in two stages (``pick``): the verb with the highest total
+probability over its sizes, then that verb's best size. Greedy by default; ``temperature > 0`` samples.
 
 ``mode="generate"`` is what most public projects do: free-text ``generate`` then parse. It is kept for
 comparison: every unparseable or illegal answer is counted and replaced by a legal default (check if
@@ -99,12 +100,27 @@ def score_candidates(model, tokenizer, prompt: str, candidates: list[str], syste
     return scores
 
 
-def pick(scores: list[float], temperature: float, rng: random.Random) -> int:
-    """Greedy argmax, or a sample from softmax(scores / temperature)."""
-    if temperature <= 0:
-        return max(range(len(scores)), key=lambda i: scores[i])
-    probs = torch.softmax(torch.tensor(scores) / temperature, 0).tolist()
-    return rng.choices(range(len(scores)), weights=probs)[0]
+def pick(candidates: list[str], scores: list[float], temperature: float, rng: random.Random) -> int:
+    """Choose a candidate in two stages: the verb, then the size.
+
+    A verb's score is the log of the total probability of all its candidates (logsumexp over, e.g.,
+    "bet 1.6", "bet 3.3", "bet 5"): otherwise the model's belief that it should bet is split across the
+    sizes and a single "check" wins although "bet" is more likely overall. Then the best (or sampled)
+    size of that verb. Greedy when temperature is 0, else both stages sample from softmax(score / T).
+    """
+    verbs: dict[str, list[int]] = {}
+    for i, name in enumerate(candidates):
+        verbs.setdefault(name.split()[0], []).append(i)
+    names = list(verbs)
+    totals = torch.tensor([torch.logsumexp(torch.tensor([scores[i] for i in verbs[v]]), 0).item() for v in names])
+
+    def choose(values: torch.Tensor) -> int:
+        if temperature <= 0:
+            return int(values.argmax())
+        return rng.choices(range(len(values)), weights=torch.softmax(values / temperature, 0).tolist())[0]
+
+    members = verbs[names[choose(totals)]]
+    return members[choose(torch.tensor([scores[i] for i in members]))]
 
 
 def default_action(spot: Spot) -> Action:
@@ -140,7 +156,7 @@ class LLMPlayer(BasePokerPlayer):
         scores, raw, status = [], "", "ok"
         if self.mode == "score":
             scores = score_candidates(self.model, self.tokenizer, prompt, names, self.system_prompt)
-            action = spot.candidates[pick(scores, self.temperature, self.rng)]
+            action = spot.candidates[pick(names, scores, self.temperature, self.rng)]
         else:
             raw = self.generate(prompt)
             action, status = self.parse_legal(raw, spot)
