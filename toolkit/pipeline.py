@@ -27,11 +27,12 @@ class DataSettings:
     dir: str = ""  # where the JSONL splits live; "" = runs/<name>/data. Reused when its settings.json matches `spots`
     train_rows: int = 0  # use at most this many training rows (0 = all)
     eval_rows: int = 200  # held-out test spots scored before and after training (0 = all)
+    val_rows: int = 64  # validation rows for the eval loss during/after training (0 = all)
     skip_bad_rows: bool = False  # drop rows that fail validation instead of refusing to train
     system_prompt: str = "You are a poker player. Answer with one action."  # short system turn (SmolLM2's default is ~20 tokens)
 
     def problems(self, p: str = "data") -> list[str]:
-        return [problem(f"{p}.{k}", getattr(self, k), "must be >= 0 (0 = all)") for k in ("train_rows", "eval_rows")
+        return [problem(f"{p}.{k}", getattr(self, k), "must be >= 0 (0 = all)") for k in ("train_rows", "eval_rows", "val_rows")
                 if getattr(self, k) < 0]
 
 
@@ -156,7 +157,7 @@ def step_train(settings: RunSettings, resume: bool = False):
     train_data, data_report = prepare(_rows(settings, "train", settings.data.train_rows), tokenizer,
                                       settings.model.max_seq_length, settings.data.skip_bad_rows,
                                       other_splits={"test": test_rows}, system_prompt=system)
-    val_rows = _rows(settings, "validation", 0)
+    val_rows = _rows(settings, "validation", settings.data.val_rows)
     eval_data = prepare(val_rows, tokenizer, settings.model.max_seq_length, True, system_prompt=system)[0] if val_rows else None
     (settings.run_dir / "data_validation.json").write_text(json.dumps(
         {"rows": data_report.n_rows, "skipped": len(data_report.bad_rows), "problems": data_report.problems}, indent=2) + "\n")
