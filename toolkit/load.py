@@ -182,6 +182,14 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def load_tokenizer(settings: ModelSettings | None = None):
+    """Only the tokenizer (with its chat template): fast, and no Unsloth import."""
+    from transformers import AutoTokenizer
+
+    settings = settings or ModelSettings()
+    return AutoTokenizer.from_pretrained(resolve_model_path(settings.name), trust_remote_code=settings.trust_remote_code)
+
+
 def load_model(settings: ModelSettings | None = None, **overrides):
     """Load ``(model, tokenizer)`` through Unsloth's FastLanguageModel; same call on CPU and GPU.
 

@@ -72,13 +72,12 @@ def summarize(rows_by_split: dict[str, list[dict]]) -> dict:
     }
 
 
-def plot_stats(stats: dict, path: Path) -> Path:
-    """Three bar charts (answer verb, street, hero position) saved as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def stats_figure(stats: dict):
+    """Three bar charts (answer verb, street, hero position) as a matplotlib Figure (shows inline in notebooks)."""
+    from matplotlib.figure import Figure  # not pyplot: never switches the caller's backend
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    fig = Figure(figsize=(12, 3.6))
+    axes = fig.subplots(1, 3)
     for ax, (key, title) in zip(axes, [("label_verb", "Teacher's answer"), ("street", "Street"), ("position", "Hero position")]):
         names, values = list(stats[key]), list(stats[key].values())
         ax.bar(names, values, color="#4C72B0")
@@ -89,8 +88,12 @@ def plot_stats(stats: dict, path: Path) -> Path:
     fig.suptitle(f"Poker spots: {stats['rows']['total']} rows "
                  f"(train {stats['rows']['train']} / validation {stats['rows']['validation']} / test {stats['rows']['test']})")
     fig.tight_layout()
-    fig.savefig(path, dpi=80, metadata={"Software": None})  # no version stamp: same data -> same bytes
-    plt.close(fig)
+    return fig
+
+
+def plot_stats(stats: dict, path: Path) -> Path:
+    """``stats_figure`` saved as a PNG."""
+    stats_figure(stats).savefig(path, dpi=80, metadata={"Software": None})  # no version stamp: same data -> same bytes
     return path
 
 
