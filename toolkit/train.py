@@ -3,6 +3,14 @@
 ``train`` maps our ``TrainSettings`` onto ``SFTConfig`` one-to-one, runs the trainer with its tqdm
 progress bar, and returns what a learner wants to see afterwards: the loss/eval history, runtime,
 trained tokens, tokens/s and peak memory. The history is saved as ``history.json`` in ``output_dir``.
+
+Resuming (``resume=True``, CLI ``train --resume``) continues from the newest *complete* ``checkpoint-N``
+(a run killed while saving leaves an incomplete one, which is skipped with a warning). The Trainer
+restores the LoRA weights, AdamW moments, LR schedule, RNG states and the data position, so the
+resumed run trains steps N+1.. exactly once and ends bit-identical to an uninterrupted run on CPU
+(``tests/test_reliability_train.py``). Checkpoint weights load from safetensors only; the optimizer,
+scheduler and RNG files are torch pickles that transformers reads with ``torch.load(weights_only=True)``,
+an unpickler that only rebuilds tensors and plain containers and refuses to run code.
 """
 from __future__ import annotations
 
@@ -10,9 +18,11 @@ import json
 import os
 import resource
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from toolkit.guard import UnsafeFileError, read_header, refuse_pickle
 from toolkit.settings import TrainSettings
 
 
@@ -28,6 +38,8 @@ class TrainResult:
     peak_memory_mb: float = 0.0  # peak RSS on CPU, torch.cuda.max_memory_allocated on GPU
     memory_kind: str = "cpu_rss"  # which of the two peak_memory_mb is
     log_history: list[dict] = field(default_factory=list)  # the trainer's raw log
+    resumed_from: str | None = None  # checkpoint folder this run continued from
+    steps_run: list[int] = field(default_factory=list)  # global steps completed by this call (N+1.. when resumed)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,30 +122,71 @@ def build_trainer(model, tokenizer, train_data, settings: TrainSettings, eval_da
     )
 
 
-def last_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest ``checkpoint-N`` folder under output_dir, or None."""
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why ``folder`` is not a complete checkpoint, or None. transformers writes trainer_state.json last."""
+    state = folder / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json (the run was killed while saving it)"
+    try:
+        json.loads(state.read_text())
+    except json.JSONDecodeError:
+        return "trainer_state.json is cut short"
+    for name in ("optimizer.pt", "scheduler.pt"):
+        if not (folder / name).is_file():
+            return f"no {name}"
+    weights = folder / "adapter_model.safetensors"
+    if weights.is_file():
+        try:
+            read_header(weights)
+        except UnsafeFileError as exc:
+            return str(exc)
+    return None
+
+
+def last_checkpoint(output_dir: str | Path, allow_pickle: bool = False) -> Path | None:
+    """The newest complete ``checkpoint-N`` folder under output_dir (incomplete ones skipped, with a warning), or None."""
     found = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return found[-1] if found else None
+    for folder in reversed(found):
+        why = checkpoint_problem(folder)
+        if why is None:
+            refuse_pickle(folder, "*.safetensors", allow_pickle)
+            return folder
+        warnings.warn(f"skipping incomplete checkpoint {folder}: {why}", stacklevel=2)
+    return None
+
+
+def _step_recorder(steps: list[int]):
+    """A callback appending every global step the trainer completes (proves none is lost or repeated)."""
+    from transformers import TrainerCallback
+
+    class StepRecorder(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps.append(state.global_step)
+
+    return StepRecorder()
 
 
 def train(model, tokenizer, train_data, settings: TrainSettings | None = None, eval_data=None,
-          max_seq_length: int = 512, resume: bool = False, callbacks=None) -> TrainResult:
+          max_seq_length: int = 512, resume: bool = False, callbacks=None, allow_pickle: bool = False) -> TrainResult:
     """Fine-tune ``model`` (with LoRA attached) on prompt/completion data; return a ``TrainResult``.
 
     Args:
         train_data / eval_data: HF Datasets from ``toolkit.data.prepare``.
-        resume: continue from the last ``checkpoint-N`` in ``settings.output_dir`` (needs save_steps > 0).
+        resume: continue from the last complete ``checkpoint-N`` in ``settings.output_dir`` (needs save_steps > 0).
+        allow_pickle: accept a checkpoint whose weights are a pickle (``adapter_model.bin``) instead of safetensors.
     """
     settings = settings or TrainSettings()
     resume_from = None
     if resume:
-        resume_from = last_checkpoint(settings.output_dir)
+        resume_from = last_checkpoint(settings.output_dir, allow_pickle)
         if resume_from is None:
             raise FileNotFoundError(
                 f"train.output_dir = {settings.output_dir!r} has no checkpoint-N folder to resume from; "
                 "train with train.save_steps > 0 first, or drop --resume"
             )
-    trainer = build_trainer(model, tokenizer, train_data, settings, eval_data, max_seq_length, callbacks)
+    steps_run: list[int] = []
+    trainer = build_trainer(model, tokenizer, train_data, settings, eval_data, max_seq_length,
+                            [*(callbacks or []), _step_recorder(steps_run)])
     _reset_peak_memory()
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -154,6 +207,8 @@ def train(model, tokenizer, train_data, settings: TrainSettings | None = None, e
         peak_memory_mb=peak,
         memory_kind=kind,
         log_history=logs,
+        resumed_from=str(resume_from) if resume_from else None,
+        steps_run=steps_run,
     )
     os.makedirs(settings.output_dir, exist_ok=True)
     Path(settings.output_dir, "history.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")

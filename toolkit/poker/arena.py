@@ -23,13 +23,33 @@ call branch repeats the fold threshold), and makes an illegal raise (-1) when it
 
 A player may expose an int attribute ``forced_decisions`` (e.g. an LLM player counting answers it
 could not parse and replaced by a default); the arena records how much it grew during each hand.
+
+The table never crashes because of a player. Policy, per decision:
+
+* an **exception** in ``declare_action`` (any ``Exception``) becomes the legal default, **check if it
+  is free, else fold**; the decision is logged as that action, counted in ``HandRecord.forced`` (and
+  so in ``metrics.style(...)["forced"]``) and described in ``HandRecord.faults``;
+* a decision longer than ``decision_timeout_s`` (0 = no limit) gets the same default. When the match
+  runs in the main thread of a Unix process (the notebook, the CLI, each worker) the player is
+  **interrupted** by ``SIGALRM`` (a ``DecisionTimeout``, a ``BaseException`` so a player's own
+  ``except Exception`` cannot swallow it; it lands as soon as Python code runs again, so one long C
+  call such as a big matmul finishes first). Elsewhere (another thread, or an outer ``setitimer``
+  already running) Python cannot stop a thread: the late answer is **discarded after it returns**;
+* an exception in a ``receive_*`` notification is caught and described in ``faults`` (no decision);
+* an **illegal answer** is not an error: the shim counts it as ``illegal`` and the engine folds it.
+
+A decision the player already counted in its own ``forced_decisions`` is not counted twice.
+``MatchResult.forced`` gives the totals per player.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import multiprocessing
+import signal
+import threading
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -61,6 +81,7 @@ class ArenaSettings:
     stack_bb: int = 100  # every stack is reset to this many big blinds at the start of each hand
     workers: int = 1  # processes (fork) playing deals in parallel; results are identical for any value
     strict_illegal: bool = False  # raise shim.IllegalActionError on an illegal action instead of counting + folding
+    decision_timeout_s: float = 0.0  # seconds a player may think per decision, then check/fold is played for it; 0 = no limit
     progress: bool = True  # show a tqdm bar
 
     def problems(self, p: str = "arena") -> list[str]:
@@ -80,6 +101,8 @@ class ArenaSettings:
             out.append(problem(f"{p}.workers", self.workers, "needs the 'fork' start method (Linux/macOS); use 1 here"))
         if self.seed < 0:
             out.append(problem(f"{p}.seed", self.seed, "must be >= 0"))
+        if self.decision_timeout_s < 0:
+            out.append(problem(f"{p}.decision_timeout_s", self.decision_timeout_s, "must be >= 0 seconds (0 = no limit), e.g. 60"))
         return out
 
 
@@ -94,7 +117,8 @@ class HandRecord:
     delta_bb: dict[str, float]  # chips won (+) or lost (-) per player, in big blinds; sums to 0
     actions: dict[str, dict[str, list[str]]]  # player -> street -> ["check", "call 1", "raise 3", "illegal ..."] (bb)
     seconds: dict[str, float]  # time each player spent deciding during the hand
-    forced: dict[str, int]  # decisions the player reports it forced (its `forced_decisions` counter grew by)
+    forced: dict[str, int]  # decisions replaced by a legal default: by the player itself (its `forced_decisions`) or the arena
+    faults: dict[str, list[str]] = field(default_factory=dict)  # player -> what the arena caught, e.g. "flop: ValueError: boom"
 
 
 @dataclass
@@ -104,6 +128,11 @@ class MatchResult:
     settings: dict  # the ArenaSettings used, saved with the results
     hands: list[HandRecord] = field(default_factory=list)  # ordered by deal, then rotation
     seconds: float = 0.0  # wall-clock time of the whole match
+
+    @property
+    def forced(self) -> dict[str, int]:
+        """Decisions replaced by the legal default, per player, over the whole match."""
+        return {name: sum(h.forced.get(name, 0) for h in self.hands) for name in self.players}
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -148,14 +177,77 @@ def _street_paid(round_state: dict, uuid: str) -> int:
     return paid[-1] if paid else 0
 
 
-def _watch(player: BasePokerPlayer, name: str, record: HandRecord, bb: int) -> None:
-    """Wrap this player's declare_action to time it and log each decision as the player meant it."""
-    inner = player.declare_action
+class DecisionTimeout(BaseException):
+    """Raised inside a player's ``declare_action`` when it exceeds ``decision_timeout_s`` (a BaseException,
+    so that a player's own ``except Exception`` does not swallow it)."""
+
+
+_ARMED = [False]  # the SIGALRM handler raises only while a decision is running
+
+
+def _on_alarm(signum, frame):
+    if _ARMED[0]:
+        _ARMED[0] = False
+        raise DecisionTimeout
+
+
+def _alarm_usable() -> bool:
+    """SIGALRM can interrupt only the main thread, and we must not clobber a timer someone else set."""
+    return (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+            and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+
+
+def _call_with_budget(fn: Callable, budget: float) -> tuple[object, str | None, float]:
+    """``(answer, fault, seconds)``: fault is None, or why the answer must be replaced (exception, timeout)."""
+    alarm = budget > 0 and _alarm_usable()
+    if alarm:
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
+        _ARMED[0] = True
+        signal.setitimer(signal.ITIMER_REAL, budget)
+    start = time.perf_counter()
+    answer, fault = None, None
+    try:
+        try:
+            answer = fn()
+        finally:
+            if alarm:  # the alarm is one-shot: once disarmed (or fired) no DecisionTimeout can come later
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                _ARMED[0] = False
+    except DecisionTimeout:
+        fault = f"timeout: interrupted after {budget:g} s"
+    except Exception as exc:  # noqa: BLE001 - any player bug becomes a forced default, never a crash
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        fault = f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"
+    finally:
+        if alarm:
+            signal.signal(signal.SIGALRM, previous)
+    seconds = time.perf_counter() - start
+    if fault is None and budget > 0 and seconds > budget:
+        fault = f"timeout: answered after {seconds:.2f} s > {budget:g} s; answer discarded"
+    return answer, fault, seconds
+
+
+def default_action(valid_actions: list[dict], round_state: dict, uuid: str) -> tuple[str, int]:
+    """The forced decision: check when it is free (the call costs nothing more), else fold."""
+    call = valid_actions[1]["amount"]
+    return ("call", call) if call == _street_paid(round_state, uuid) else ("fold", 0)
+
+
+def _watch(player: BasePokerPlayer, name: str, record: HandRecord, bb: int, timeout: float = 0.0) -> None:
+    """Wrap this player's declare_action to time it, force a legal default on an exception or a timeout,
+    and log each decision as the player meant it; wrap its notifications so they cannot crash the table."""
+    inner, notify = player.declare_action, player.receive_notification
+    faults = record.faults.setdefault(name, [])
 
     def declare_action(valid_actions, hole_card, round_state):
-        start = time.perf_counter()
-        answer = inner(valid_actions, hole_card, round_state)
-        record.seconds[name] += time.perf_counter() - start
+        before = getattr(player, "forced_decisions", 0)
+        answer, fault, seconds = _call_with_budget(lambda: inner(valid_actions, hole_card, round_state), timeout)
+        record.seconds[name] += seconds
+        if fault is not None:
+            faults.append(f"{round_state['street']}: {fault}")
+            answer = default_action(valid_actions, round_state, player.uuid)
+            if getattr(player, "forced_decisions", 0) == before:  # not already counted by the player itself
+                record.forced[name] += 1
         action, amount = answer if isinstance(answer, (tuple, list)) and len(answer) == 2 else (repr(answer), None)
         if not shim.is_legal(valid_actions, action, amount):
             text = f"illegal {action} {amount}"  # the shim counts it and the engine folds (or raises in strict mode)
@@ -168,7 +260,13 @@ def _watch(player: BasePokerPlayer, name: str, record: HandRecord, bb: int) -> N
         record.actions[name][round_state["street"]].append(text)
         return action, amount
 
+    def receive_notification(message):
+        _, fault, _ = _call_with_budget(lambda: notify(message), 0)
+        if fault is not None:
+            faults.append(f"{message.get('message_type', 'notification')}: {fault}")
+
     player.declare_action = declare_action
+    player.receive_notification = receive_notification
 
 
 class _Dealer(Dealer):
@@ -189,7 +287,8 @@ def play_hand(names: list[str], factories: list[Factory], settings: ArenaSetting
     seat_of = {name: (i + rotation) % n for i, name in enumerate(names)}
     seats = sorted(names, key=seat_of.get)
     record = HandRecord(deal, seed, rotation, seats, [[card(i) for i in order[2 * s:2 * s + 2]] for s in range(n)], [],
-                        {}, {name: {s: [] for s in STREETS} for name in names}, dict.fromkeys(names, 0.0), dict.fromkeys(names, 0))
+                        {}, {name: {s: [] for s in STREETS} for name in names}, dict.fromkeys(names, 0.0), dict.fromkeys(names, 0),
+                        {name: [] for name in names})
     with shim.patched(settings.strict_illegal), shim.seeded_global_random(seed):
         dealer = _Dealer(bb // 2, bb * settings.stack_bb, 0)
         dealer.table = Table(cheat_deck=shim.seeded_deck(seed))
@@ -197,7 +296,7 @@ def play_hand(names: list[str], factories: list[Factory], settings: ArenaSetting
         players = {}
         for name in seats:
             players[name] = factories[names.index(name)]()
-            _watch(players[name], name, record, bb)
+            _watch(players[name], name, record, bb, settings.decision_timeout_s)
             dealer.register_player(name, players[name])
         board = _Board()
         dealer.message_handler.algo_owner_map["arena-board"] = board  # receives every public message
@@ -205,7 +304,8 @@ def play_hand(names: list[str], factories: list[Factory], settings: ArenaSetting
         result = dealer.start_game(1)
     final = {s["name"]: s["stack"] for s in result["message"]["game_information"]["seats"]}
     record.delta_bb = {name: (final[name] - bb * settings.stack_bb) / bb for name in names}
-    record.forced = {name: getattr(p, "forced_decisions", 0) - forced_before[name] for name, p in players.items()}
+    for name, p in players.items():  # decisions the players forced themselves (the arena's own are already in)
+        record.forced[name] += getattr(p, "forced_decisions", 0) - forced_before[name]
     record.board = board.cards
     if sum(final.values()) != n * bb * settings.stack_bb:  # the shim's split-pot fix makes this exact
         raise RuntimeError(f"chips not conserved in deal {deal} rotation {rotation}: final stacks {final}")
@@ -257,6 +357,8 @@ def play_match(players: dict[str, Factory], settings: ArenaSettings | None = Non
         for batch in batches:
             result.hands.extend(batch)
             bar.update(len(batch))
+            if any(sum(h.forced.values()) for h in batch):
+                bar.set_postfix(forced=sum(result.forced.values()))
     finally:
         bar.close()
         if pool is not None:
