@@ -159,7 +159,7 @@ def materialize_tiny(seed: int = 0) -> Path:
     return atomic_build(cache_dir() / TINY_DIR, build)
 
 
-def resolve_model_path(name: str) -> str:
+def resolve_model_path(name: str, allow_pickle: bool = False) -> str:
     """Map a settings name to what ``from_pretrained`` takes: a cached folder, a local path or an HF name."""
     if name == "default":
         return str(materialize_default())
@@ -178,6 +178,9 @@ def resolve_model_path(name: str) -> str:
                 f"model.name = {name!r}: the folder has no config.json (nor adapter_config.json); "
                 "it is not a saved model. Point at the folder written by save_pretrained."
             )
+        from toolkit.guard import refuse_pickle
+
+        refuse_pickle(path, "*.safetensors", allow_pickle)
         return str(path)
     return name
 
@@ -200,7 +203,7 @@ def load_model(settings: ModelSettings | None = None, **overrides):
     from unsloth import FastLanguageModel  # imported late: it patches transformers on import
 
     settings = settings or ModelSettings()
-    path = resolve_model_path(settings.name)
+    path = resolve_model_path(settings.name, settings.allow_pickle)
     dtype = None if settings.dtype == "auto" else settings.dtype
     try:
         model, tokenizer = FastLanguageModel.from_pretrained(

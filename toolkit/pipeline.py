@@ -120,8 +120,15 @@ def step_data(settings: RunSettings, progress: bool = True) -> dict:
 
     folder = settings.data_dir
     saved = folder / "settings.json"
+    user_data = bool(settings.data.dir) and (folder / "train.jsonl").is_file() and not saved.is_file()
+    if user_data:  # the user's own JSONL splits: never overwritten
+        stats_file = folder / "stats.json"
+        return {"reused": True, "dir": str(folder), "stats": json.loads(stats_file.read_text()) if stats_file.is_file() else {}}
     if saved.is_file() and json.loads(saved.read_text()) == to_dict(settings.spots) and (folder / "train.jsonl").is_file():
         return {"reused": True, "dir": str(folder), "stats": json.loads((folder / "stats.json").read_text())}
+    if settings.data.dir and saved.is_file():
+        raise ValueError(f"data.dir = {settings.data.dir!r} holds a dataset generated with other `spots` settings; "
+                         "point data.dir at a new folder, or delete that one to regenerate it")
     result = build_dataset(settings.spots, folder, progress=progress)
     return {"reused": False, "dir": str(folder), "stats": result["stats"]}
 
@@ -145,9 +152,11 @@ def step_train(settings: RunSettings, resume: bool = False):
     from toolkit.export import save_adapters
     from toolkit.load import load_model
     from toolkit.lora import attach_lora, parameter_report
+    from toolkit.resources import check_fits
     from toolkit.train import train
 
     record(settings)
+    check_fits(settings.model, settings.lora, settings.train)  # refuse, before loading, a run that clearly won't fit
     model, tokenizer = load_model(settings.model)
     model = attach_lora(model, settings.lora)
     report = parameter_report(model)

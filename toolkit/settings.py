@@ -49,6 +49,7 @@ class ModelSettings:
     load_in_4bit: bool = False  # QLoRA via bitsandbytes; needs a CUDA GPU (ignored with a warning on CPU)
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"  # "auto" lets Unsloth pick (bf16 where supported)
     trust_remote_code: bool = False  # run Python shipped with a hub model; off unless you trust its author
+    allow_pickle: bool = False  # accept .bin/.pt weights (unpickling can run code); off unless you trust the file
 
     def problems(self, p: str = "model") -> list[str]:
         out = []
