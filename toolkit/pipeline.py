@@ -229,7 +229,8 @@ def step_arena(settings: RunSettings, model, tokenizer, label: str, base=None, p
     from toolkit.poker.player import LLMPlayer
 
     player = LLMPlayer(model, tokenizer, system_prompt=settings.data.system_prompt or None)
-    arena = build(ArenaSettings, {**to_dict(settings.arena), "progress": progress})
+    # One process: forking after torch has run (the model is loaded) can deadlock in OpenMP.
+    arena = build(ArenaSettings, {**to_dict(settings.arena), "progress": progress, "workers": 1})
     out_dir = settings.run_dir / f"arena_{label}"
     results = {}
     opponents = {name: opponent_factory(name, settings) for name in settings.eval.opponents}
