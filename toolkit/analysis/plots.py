@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .params import full_param_count, lora_param_count, select_targets
 
@@ -75,6 +76,7 @@ def plot_spectra(rows: list[dict], path: str | Path | None = None, title: str = 
     for kd in kinds:
         ax.plot([], [], color=colours[kd], label=kd)
     ax.set(yscale="log", xlabel="index i (singular values sorted)", ylabel=r"$\sigma_i / \sigma_1$", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8, title="module")
     return _save(fig, path)
 
@@ -83,12 +85,14 @@ def plot_subspace(grid: torch.Tensor, path: str | Path | None = None, title: str
                   label_a: str = "run A", label_b: str = "run B") -> Figure:
     """Heatmap of the normalized subspace similarity grid (r1, r2), as in the paper's Figures 3 and 4."""
     r1, r2 = grid.shape
-    fig = Figure(figsize=(min(9, 3 + r2 * 0.12), min(7, 2.5 + r1 * 0.12)))
+    fig = Figure(figsize=(max(5, min(9, 3 + r2 * 0.12)), max(4, min(7, 2.5 + r1 * 0.12))))  # readable at r=4 too
     ax = fig.subplots()
     im = ax.imshow(grid.numpy(), vmin=0, vmax=1, cmap="viridis", origin="upper", aspect="auto",
                    extent=(0.5, r2 + 0.5, r1 + 0.5, 0.5))
     fig.colorbar(im, ax=ax, label="φ  (1 = same subspace, 0 = orthogonal)")
     ax.set(xlabel=f"j (top-j directions of {label_b}, r={r2})", ylabel=f"i (top-i of {label_a}, r={r1})", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     return _save(fig, path)
 
 
