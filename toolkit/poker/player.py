@@ -21,11 +21,10 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
-from pypokerengine.players import BasePokerPlayer
 
 from .actions import Action, parse_action, to_engine
 from .render import render_prompt
-from .state import Spot, spot_from_engine
+from .state import QuietPlayer, Spot, spot_from_engine
 
 MODES = ("score", "generate")
 
@@ -129,7 +128,7 @@ def default_action(spot: Spot) -> Action:
     return Action("check") if "check" in verbs else Action("fold")
 
 
-class LLMPlayer(BasePokerPlayer):
+class LLMPlayer(QuietPlayer):
     """A (fine-tuned) causal LM as a PyPokerEngine player; never emits an illegal action in score mode."""
 
     def __init__(self, model, tokenizer, mode: str = "score", temperature: float = 0.0, seed: int = 0,
@@ -196,16 +195,6 @@ class LLMPlayer(BasePokerPlayer):
                                 f"{type(exc).__name__}: {exc}", "error")
         self.decisions.append(decision)
         return to_engine(action, valid_actions, bb=spot.bb_chips, hero_paid=round(spot.hero_in * spot.bb_chips))
-
-    def receive_game_start_message(self, game_info): pass
-
-    def receive_round_start_message(self, round_count, hole_card, seats): pass
-
-    def receive_street_start_message(self, street, round_state): pass
-
-    def receive_game_update_message(self, action, round_state): pass
-
-    def receive_round_result_message(self, winners, hand_info, round_state): pass
 
     # ----------------------------------------------------------------- reporting
     @property

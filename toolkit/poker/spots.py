@@ -21,17 +21,16 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 from examples.players.fish_player import FishPlayer
-from examples.players.honest_player import HonestPlayer
 from examples.players.random_player import RandomPlayer
 from pypokerengine.api.game import setup_config, start_poker
 from pypokerengine.players import BasePokerPlayer
-from pypokerengine.utils.card_utils import estimate_hole_card_win_rate, gen_cards
 from tqdm.auto import tqdm
 
 from ..settings import problem
 from . import shim
+from .arena import QuickHonestPlayer  # HonestPlayer with a settable Monte Carlo size
 from .actions import STREETS, VERBS, Action, to_engine
-from .state import Spot, spot_from_engine
+from .state import QuietPlayer, Spot, spot_from_engine
 from .teacher import TeacherPlayer, TeacherPolicy
 
 BB_CHIPS = 10  # engine chips per big blind: amounts stay whole chips down to 0.1 bb
@@ -88,7 +87,7 @@ class SpotSettings:
 
 
 # --------------------------------------------------------------------------- opponent styles
-class StylePlayer(BasePokerPlayer):
+class StylePlayer(QuietPlayer):
     """A bot that picks among the spot's legal candidates with a simple rule and its own RNG."""
 
     def __init__(self, rng: random.Random, rule: Callable[[Spot, float], Action]):
@@ -99,16 +98,6 @@ class StylePlayer(BasePokerPlayer):
         spot = spot_from_engine(hole_card, round_state, valid_actions, self.uuid)
         action = self.rule(spot, self.rng.random())
         return to_engine(action, valid_actions, bb=spot.bb_chips, hero_paid=round(spot.hero_in * spot.bb_chips))
-
-    def receive_game_start_message(self, game_info): pass
-
-    def receive_round_start_message(self, round_count, hole_card, seats): pass
-
-    def receive_street_start_message(self, street, round_state): pass
-
-    def receive_game_update_message(self, action, round_state): pass
-
-    def receive_round_result_message(self, winners, hand_info, round_state): pass
 
 
 def _by_verb(spot: Spot) -> dict[str, Action]:
@@ -134,20 +123,6 @@ def aggressive(spot: Spot, r: float) -> Action:
     if "check" in plain:
         return plain["check"]
     return plain["call"] if r < 0.85 else plain["fold"]
-
-
-class QuickHonestPlayer(HonestPlayer):
-    """PyPokerEngine's HonestPlayer with fewer Monte Carlo sims (its 1000 per decision dominate run time)."""
-
-    def __init__(self, sims: int):
-        super().__init__()
-        self.sims = sims
-
-    def declare_action(self, valid_actions, hole_card, round_state):
-        win_rate = estimate_hole_card_win_rate(self.sims, self.nb_player, gen_cards(hole_card),
-                                               gen_cards(round_state["community_card"]))
-        action = valid_actions[1] if win_rate >= 1.0 / self.nb_player else valid_actions[0]
-        return action["action"], action["amount"]
 
 
 def make_opponent(style: str, rng: random.Random, settings: SpotSettings, policy: TeacherPolicy) -> BasePokerPlayer:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from pypokerengine.players import BasePokerPlayer
+
 from .actions import STREETS, Action, legal_candidates, parse_action
 from .cards import check_distinct, parse_card, parse_cards
 
@@ -189,3 +191,17 @@ def spot_from_engine(hole_card: list[str], round_state: dict, valid_actions: lis
         hero_in=_bb(hero_paid, bb), call_total=_bb(call_total, bb),
         raise_min=None if no_raise else _bb(rmin, bb), raise_max=None if no_raise else _bb(rmax, bb),
         candidates=candidates, bb_chips=bb)
+
+
+class QuietPlayer(BasePokerPlayer):
+    """A BasePokerPlayer that ignores the engine's notifications; subclasses only write ``declare_action``."""
+
+    def receive_game_start_message(self, game_info): pass
+
+    def receive_round_start_message(self, round_count, hole_card, seats): pass
+
+    def receive_street_start_message(self, street, round_state): pass
+
+    def receive_game_update_message(self, action, round_state): pass
+
+    def receive_round_result_message(self, winners, hand_info, round_state): pass

@@ -45,11 +45,10 @@ from functools import lru_cache
 
 import eval7
 from eval7 import xorshift_rand
-from pypokerengine.players import BasePokerPlayer
 
 from .actions import Action, to_engine
 from .cards import hand_class, to_eval7
-from .state import Spot, spot_from_engine
+from .state import QuietPlayer, Spot, spot_from_engine
 
 CALL_6MAX = "22-JJ, A2s-AQs, K9s+, Q9s+, J9s+, T8s+, 97s+, 86s+, 75s+, 65s, 54s, ATo-AQo, KTo+, QTo+, JTo"  # ~22%
 
@@ -235,7 +234,7 @@ class TeacherPolicy:
         return self._passive(spot, eq >= self._price(spot) + margin)
 
 
-class TeacherPlayer(BasePokerPlayer):
+class TeacherPlayer(QuietPlayer):
     """The teacher seated at a PyPokerEngine table (e.g. as an arena opponent or a data-collection hero)."""
 
     def __init__(self, policy: TeacherPolicy | None = None):
@@ -246,13 +245,3 @@ class TeacherPlayer(BasePokerPlayer):
         spot = spot_from_engine(hole_card, round_state, valid_actions, self.uuid)
         action = self.policy.decide(spot)
         return to_engine(action, valid_actions, bb=spot.bb_chips, hero_paid=round(spot.hero_in * spot.bb_chips))
-
-    def receive_game_start_message(self, game_info): pass
-
-    def receive_round_start_message(self, round_count, hole_card, seats): pass
-
-    def receive_street_start_message(self, street, round_state): pass
-
-    def receive_game_update_message(self, action, round_state): pass
-
-    def receive_round_result_message(self, winners, hand_info, round_state): pass
