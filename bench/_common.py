@@ -180,14 +180,19 @@ def emit(result: dict) -> None:
     print(RESULT_TAG + json.dumps(result), flush=True)
 
 
-def steady_rate(step_times: list[float], step_tokens: list[int], skip: int) -> float:
-    """Median over optimizer steps after the first ``skip`` (allocator warm-up, torch.compile) of that
-    step's tokens / that step's seconds. The median shrugs off steps slowed by other processes."""
+def step_rates(step_times: list[float], step_tokens: list[int], skip: int) -> list[float]:
+    """Tokens/s of each optimizer step after the first ``skip`` (allocator warm-up, torch.compile)."""
     rates = []
     for i in range(max(1, skip), len(step_times)):
         dt = step_times[i] - step_times[i - 1]
         if dt > 0:
             rates.append((step_tokens[i] - step_tokens[i - 1]) / dt)
+    return rates
+
+
+def steady_rate(step_times: list[float], step_tokens: list[int], skip: int) -> float:
+    """Median step rate after ``skip`` steps: shrugs off a few steps slowed by other processes."""
+    rates = step_rates(step_times, step_tokens, skip)
     if not rates:
         return float("nan")
     rates.sort()
