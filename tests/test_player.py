@@ -10,7 +10,7 @@ from examples.players.random_player import RandomPlayer
 from toolkit.poker import metrics
 from toolkit.poker.arena import ArenaSettings, play_match
 from toolkit.poker.evaluate import confusion, evaluate
-from toolkit.poker.player import LLMPlayer, answer_ids, chat_prefix_ids, score_candidates
+from toolkit.poker.player import LLMPlayer, PrefixCache, answer_ids, chat_prefix_ids, score_candidates
 from toolkit.poker.state import Spot
 
 SYSTEM = "You are a poker player. Answer with one action."
@@ -33,6 +33,75 @@ def test_batched_kv_cache_scores_equal_naive_forward(tiny):
             logp = torch.log_softmax(model(input_ids=torch.tensor([prefix + ans])).logits[0].float(), -1)
             want.append(sum(logp[len(prefix) + t - 1, a].item() for t, a in enumerate(ans)))
     assert got == pytest.approx(want, abs=1e-3)
+
+
+def _naive(model, tokenizer, prompt, candidates):
+    prefix = chat_prefix_ids(tokenizer, prompt, SYSTEM)
+    with torch.no_grad():
+        out = []
+        for cand in candidates:
+            ans = answer_ids(tokenizer, prompt, cand, prefix, SYSTEM)
+            logp = torch.log_softmax(model(input_ids=torch.tensor([prefix + ans])).logits[0].float(), -1)
+            out.append(sum(logp[len(prefix) + t - 1, a].item() for t, a in enumerate(ans)))
+    return out
+
+
+def test_packed_scoring_and_prefix_cache_equal_naive_forward(tiny):
+    """One packed pass (custom 4-D mask + position ids) and the reused prompt cache give the naive scores,
+    prompt after prompt (float32, so only rounding differs)."""
+    model, tokenizer = tiny
+    model.float()
+    rows = [json.loads(line) for line in open("data/poker/test.jsonl")][:8]
+    caches = {"packed": PrefixCache(), "batched": PrefixCache()}
+    for row in rows:
+        want = _naive(model, tokenizer, row["instruction"], row["candidates"])
+        for method in ("packed", "batched"):
+            for cache in (None, caches[method]):
+                got = score_candidates(model, tokenizer, row["instruction"], row["candidates"], SYSTEM, method, cache)
+                assert got == pytest.approx(want, abs=1e-4), (method, cache is not None)
+    assert caches["packed"].ids == chat_prefix_ids(tokenizer, rows[-1]["instruction"], SYSTEM)
+
+
+def test_prefix_cache_runs_only_the_new_tokens_and_goes_stale_when_weights_change(tiny):
+    model, tokenizer = tiny
+    row = _row()
+    prompt, other = row["instruction"], row["instruction"].replace("Your optimal action is:", "Your best action is:")
+    cache, seen = PrefixCache(), []
+    forward = model.forward
+    model.forward = lambda *a, **k: seen.append(k["input_ids"].shape[1]) or forward(*a, **k)
+    score_candidates(model, tokenizer, prompt, row["candidates"], SYSTEM, cache=cache)
+    score_candidates(model, tokenizer, other, row["candidates"], SYSTEM, cache=cache)
+    prefix = chat_prefix_ids(tokenizer, other, SYSTEM)
+    answers, full = sum(len(answer_ids(tokenizer, other, c, prefix, SYSTEM)) - 1 for c in row["candidates"]), len(prefix)
+    assert seen[0] > full and seen[1] - answers < 12  # the second prompt ran only its last few tokens
+    before = score_candidates(model, tokenizer, other, row["candidates"], SYSTEM, cache=cache)
+    with torch.no_grad():  # an in-place update, like an optimizer step
+        model.get_input_embeddings().weight.mul_(1.5)
+    fresh = score_candidates(model, tokenizer, other, row["candidates"], SYSTEM)
+    again = score_candidates(model, tokenizer, other, row["candidates"], SYSTEM, cache=cache)
+    assert again == pytest.approx(fresh, abs=1e-3) and max(abs(a - b) for a, b in zip(before, fresh)) > 1e-2
+
+
+def test_player_falls_back_to_two_passes_when_packed_scoring_is_wrong(tiny, monkeypatch):
+    """A backend that ignored the custom mask would give packed scores unlike the two-pass ones."""
+    import toolkit.poker.player as player_module
+
+    real = player_module.score_candidates
+
+    def broken(*args, method="packed", **kwargs):
+        scores = real(*args, method=method, **kwargs)
+        return [s - 5.0 * i for i, s in enumerate(scores)] if method == "packed" else scores
+
+    monkeypatch.setattr(player_module, "score_candidates", broken)
+    model, tokenizer = tiny
+    player = LLMPlayer(model, tokenizer, system_prompt=SYSTEM)
+    spot = _facing_bet_spot()
+    with pytest.warns(UserWarning, match="method='batched'"):
+        player.decide(spot)
+    assert player.method == "batched"
+    _, decision = player.decide(spot)
+    assert decision.scores == pytest.approx(real(model, tokenizer, decision.prompt, decision.candidates, SYSTEM,
+                                                 method="batched"), abs=1e-3)
 
 
 def test_llm_player_plays_many_hands_without_an_illegal_action(tiny):

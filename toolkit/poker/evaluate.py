@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .actions import VERBS
-from .player import LLMPlayer, pick, score_candidates
+from .player import LLMPlayer, pick
 from .pokerbench import parse_answer, score
 
 
@@ -23,17 +23,17 @@ def predict(model, tokenizer, rows: list[dict], mode: str = "score", progress: b
     """One answer per row and the decisions/s. ``score`` needs each row's ``candidates``."""
     import random
 
-    generator = LLMPlayer(model, tokenizer, mode="generate", system_prompt=system_prompt) if mode == "generate" else None
+    player = LLMPlayer(model, tokenizer, mode=mode, system_prompt=system_prompt)  # scoring reuses the shared prefix
     answers, start = [], time.perf_counter()
     for i, row in enumerate(tqdm(rows, desc=desc, disable=not progress)):
         prompt = row.get("instruction") or row["messages"][0]["content"]
         if mode == "score":
             if not row.get("candidates"):
                 raise ValueError(f"row {i}: no 'candidates' to score; use mode='generate' for PokerBench files")
-            scores = score_candidates(model, tokenizer, prompt, list(row["candidates"]), system_prompt)
+            scores = player.score(prompt, list(row["candidates"]))
             answers.append(row["candidates"][pick(list(row["candidates"]), scores, 0.0, random.Random(0))])
         else:
-            answers.append(generator.generate(prompt).strip())
+            answers.append(player.generate(prompt).strip())
     elapsed = time.perf_counter() - start
     return answers, len(rows) / elapsed if elapsed else 0.0
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -27,6 +28,7 @@ from .render import render_prompt
 from .state import QuietPlayer, Spot, spot_from_engine
 
 MODES = ("score", "generate")
+METHODS = ("packed", "batched")
 
 
 @dataclass
@@ -68,34 +70,155 @@ def answer_ids(tokenizer, prompt: str, answer: str, prefix: list[int], system_pr
     return rest[: rest.index(end) + 1] if end in rest else rest
 
 
-@torch.no_grad()
-def score_candidates(model, tokenizer, prompt: str, candidates: list[str], system_prompt: str | None = None) -> list[float]:
-    """Summed log-probability of each candidate answer after ``prompt``.
+class PrefixCache:
+    """The KV cache of the last prompt, reused for the next one (what vLLM calls prefix caching).
 
-    The prompt (P tokens) runs once; its KV cache is repeated n times and the n candidates
-    (padded to length L) run as one batch of shape (n, L). Log-prob of candidate token t comes from the
-    logits at t-1, the first one from the prompt's last position.
+    Consecutive decisions share a long prefix: the chat template, the system turn, the rules lines, and
+    within a hand everything up to the newest action. Only the tokens after the longest common prefix
+    are run again. Holds one prompt (batch 1); ``clear()`` drops it (e.g. after the model changed).
     """
+
+    def __init__(self):
+        self.ids: list[int] = []
+        self.kv = None
+        self.key: tuple = ()
+
+    def clear(self) -> None:
+        self.ids, self.kv, self.key = [], None, ()
+
+    @staticmethod
+    def model_key(model) -> tuple:
+        """Changes whenever the cached keys/values may be stale: another model, weights changed in place
+        (an optimizer step bumps each tensor's version counter) or replaced, adapters switched or disabled."""
+        params = list(model.parameters())
+        key = (id(model), sum(p._version for p in params), sum(p.data_ptr() for p in params), len(params), model.training)
+        if hasattr(model, "peft_config"):  # PEFT: which adapters are active, and whether they are disabled
+            lora = [m for m in model.modules() if hasattr(m, "lora_A")]
+            key += (tuple(model.active_adapters), tuple(bool(getattr(m, "disable_adapters", False)) for m in lora))
+        return key
+
+    def store(self, ids: list[int], kv, key: tuple) -> None:
+        self.ids, self.kv, self.key = ids, kv, key
+
+    def take(self, ids: list[int], key: tuple) -> tuple[int, object]:
+        """``(m, cache)``: the first ``m`` tokens of ``ids`` are already in ``cache`` (``m < len(ids)``, so
+        at least one token runs and yields the next-token logits). ``(0, None)`` when nothing is reusable."""
+        if self.kv is None or key != self.key:
+            self.clear()
+            return 0, None
+        m = 0
+        for a, b in zip(self.ids, ids[:-1]):
+            if a != b:
+                break
+            m += 1
+        if m == 0:
+            return 0, None
+        kv = self.kv
+        extra = kv.get_seq_length() - m
+        if extra:
+            kv.crop(-extra)  # drops the last `extra` positions (slicing: the stored tensors are not modified)
+        self.clear()  # the caller now owns the cache object
+        return m, kv
+
+
+def _croppable(kv) -> bool:
+    """Only plain full-attention caches can be cropped and reused exactly (not sliding-window or
+    linear-attention layers)."""
+    from transformers.cache_utils import DynamicLayer
+    return kv is not None and all(type(layer) is DynamicLayer for layer in getattr(kv, "layers", [None]))
+
+
+def _gather(first: torch.Tensor, rows: torch.Tensor, cands: list[list[int]], starts: list[int]) -> list[float]:
+    """Sum of candidate log-probs: token 0 from ``first`` (V,), token t from ``rows[starts[i] + t - 1]``."""
+    scores = []
+    for c, s in zip(cands, starts):
+        total = first[c[0]].item()
+        if len(c) > 1:
+            idx = torch.arange(s, s + len(c) - 1)
+            total += rows[idx, torch.tensor(c[1:])].sum().item()
+        scores.append(total)
+    return scores
+
+
+@torch.no_grad()
+def score_candidates(model, tokenizer, prompt: str, candidates: list[str], system_prompt: str | None = None,
+                     method: str = "packed", cache: PrefixCache | None = None) -> list[float]:
+    """Summed log-probability of each candidate answer (its tokens + end-of-turn) after ``prompt``.
+
+    ``method="packed"`` (default): ONE forward pass. The prompt tokens not already in ``cache`` and every
+    candidate (minus its last token, whose log-prob comes from the token before) are packed into one row
+    with a custom 4-D attention mask (each candidate sees the whole prompt and its own earlier tokens,
+    never another candidate) and explicit position ids (each candidate starts right after the prompt).
+    Only the last prompt position and the candidate positions go through the lm_head.
+
+    ``method="batched"``: two passes. The prompt runs once; its KV cache is repeated n times and the n
+    candidates (padded to length L) run as one batch (n, L).
+
+    Both equal a naive full forward of ``prompt + candidate`` per candidate (up to float rounding; tests).
+    """
+    if method not in ("packed", "batched"):
+        raise ValueError(f"score_candidates method = {method!r}: use 'packed' (one pass) or 'batched' (two passes)")
     prefix = chat_prefix_ids(tokenizer, prompt, system_prompt)
     cands = [answer_ids(tokenizer, prompt, c, prefix, system_prompt) for c in candidates]
     device = model.device
-    # logits_to_keep=1: only the last prompt position's logits are needed (saves the P×V lm_head product)
-    out = model(input_ids=torch.tensor([prefix], device=device), use_cache=True, logits_to_keep=1)
-    first = torch.log_softmax(out.logits[0, -1].float(), -1)  # (V,)
-    n, width = len(cands), max(len(c) for c in cands)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    batch = torch.tensor([c + [pad] * (width - len(c)) for c in cands], device=device)  # (n, L)
-    cache = out.past_key_values
-    cache.batch_repeat_interleave(n)
-    # Right padding needs no mask: causal attention means real tokens never see the pads after them.
-    logits = model(input_ids=batch, past_key_values=cache, use_cache=True).logits.float()  # (n, L, V)
-    logp = torch.log_softmax(logits, -1)
-    scores = []
-    for i, c in enumerate(cands):
-        total = first[c[0]].item()
-        for t in range(1, len(c)):
-            total += logp[i, t - 1, c[t]].item()
-        scores.append(total)
+    key = PrefixCache.model_key(model) if cache is not None else ()
+    m, kv = cache.take(prefix, key) if cache is not None else (0, None)
+    suffix = prefix[m:]
+    if method == "batched":
+        out = model(input_ids=torch.tensor([suffix], device=device), past_key_values=kv, use_cache=True,
+                    position_ids=torch.arange(m, len(prefix), device=device)[None], logits_to_keep=1)
+        first = torch.log_softmax(out.logits[0, -1].float(), -1)  # (V,)
+        kv = out.past_key_values
+        keep = [(layer.keys, layer.values) for layer in kv.layers] if _croppable(kv) else None
+        n, width = len(cands), max(len(c) for c in cands)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        batch = torch.tensor([c + [pad] * (width - len(c)) for c in cands], device=device)  # (n, L)
+        kv.batch_repeat_interleave(n)  # builds new tensors; `keep` still holds the batch-1 prompt cache
+        # Right padding needs no mask: causal attention means real tokens never see the pads after them.
+        logits = model(input_ids=batch, past_key_values=kv, use_cache=True).logits.float()  # (n, L, V)
+        logp = torch.log_softmax(logits, -1).reshape(n * width, -1)
+        scores = _gather(first, logp, cands, [i * width for i in range(n)])
+        if keep is not None:
+            for layer, (k, v) in zip(kv.layers, keep):
+                layer.keys, layer.values = k, v
+    else:
+        # The candidates as a token trie: "raise 2.5" and "raise 100" share their "raise" node. Each node is
+        # one packed token at position len(prefix) + depth that sees the prompt, its ancestors and itself.
+        nodes: dict[tuple[int, ...], int] = {}  # candidate prefix -> node index
+        tokens, parents, depths = [], [], []
+        for c in cands:
+            for t in range(1, len(c)):  # the last token is only scored, never fed
+                if tuple(c[:t]) not in nodes:
+                    nodes[tuple(c[:t])] = len(tokens)
+                    tokens.append(c[t - 1])
+                    parents.append(nodes.get(tuple(c[:t - 1]), -1))
+                    depths.append(t - 1)
+        s, p = len(suffix), len(prefix)
+        q = s + len(tokens)
+        dtype = model.get_input_embeddings().weight.dtype  # the hidden states' (and so the queries') dtype
+        visible = torch.zeros(q, m + q, dtype=torch.bool)
+        visible[:, :m] = True  # every row sees the cached prompt
+        visible[:s, m:m + s] = torch.ones(s, s, dtype=torch.bool).tril()  # new prompt tokens: causal
+        visible[s:, m:m + s] = True  # candidate tokens see the whole prompt
+        for i, parent in enumerate(parents):
+            visible[s + i, m + s + i] = True  # itself
+            if parent >= 0:
+                visible[s + i, m + s:m + q] |= visible[s + parent, m + s:m + q]  # and the parent's ancestors
+        mask = torch.zeros(q, m + q, dtype=dtype).masked_fill_(~visible, torch.finfo(dtype).min)
+        out = model(input_ids=torch.tensor([suffix + tokens], device=device),
+                    position_ids=torch.tensor([list(range(m, p)) + [p + d for d in depths]], device=device),
+                    attention_mask=mask[None, None].to(device), past_key_values=kv, use_cache=True,
+                    logits_to_keep=q - s + 1)
+        logp = torch.log_softmax(out.logits[0].float(), -1)  # row 0: last prompt token; row 1 + i: node i
+        scores = []
+        for c in cands:
+            rows = [0] + [1 + nodes[tuple(c[:t])] for t in range(1, len(c))]
+            scores.append(logp[torch.tensor(rows), torch.tensor(c)].sum().item())
+        kv = out.past_key_values
+        if _croppable(kv) and q > s:
+            kv.crop(-(q - s))  # forget the candidates; keep the prompt for the next decision
+    if cache is not None and _croppable(kv):
+        cache.store(prefix, kv, key)
     return scores
 
 
@@ -133,15 +256,21 @@ class LLMPlayer(QuietPlayer):
 
     def __init__(self, model, tokenizer, mode: str = "score", temperature: float = 0.0, seed: int = 0,
                  style: str = "compact", max_new_tokens: int = 8, keep_prompts: bool = True,
-                 system_prompt: str | None = None):
+                 system_prompt: str | None = None, method: str = "packed", prefix_cache: bool = True):
         if mode not in MODES:
             raise ValueError(f"LLMPlayer mode = {mode!r}: must be one of {list(MODES)}")
         if temperature < 0:
             raise ValueError(f"LLMPlayer temperature = {temperature}: must be >= 0 (0 = greedy)")
+        if method not in METHODS:
+            raise ValueError(f"LLMPlayer method = {method!r}: must be one of {list(METHODS)} "
+                             "('packed' = one forward pass, 'batched' = prompt pass + candidate batch)")
         self.model, self.tokenizer = model, tokenizer
         self.mode, self.temperature, self.style = mode, temperature, style
         self.max_new_tokens, self.keep_prompts = max_new_tokens, keep_prompts
         self.system_prompt = system_prompt  # must match the one used in training
+        self.method = method
+        self.cache = PrefixCache() if prefix_cache else None
+        self._checked = method != "packed"
         self.rng = random.Random(seed)
         self.decisions: list[Decision] = []
         model.eval()
@@ -154,7 +283,7 @@ class LLMPlayer(QuietPlayer):
         names = [str(a) for a in spot.candidates]
         scores, raw, status = [], "", "ok"
         if self.mode == "score":
-            scores = score_candidates(self.model, self.tokenizer, prompt, names, self.system_prompt)
+            scores = self.score(prompt, names)
             action = spot.candidates[pick(names, scores, self.temperature, self.rng)]
         else:
             raw = self.generate(prompt)
@@ -162,6 +291,27 @@ class LLMPlayer(QuietPlayer):
         decision = Decision(spot.spot_id, spot.street, prompt if self.keep_prompts else "", names, scores, str(action),
                             time.perf_counter() - start, raw, status)
         return action, decision
+
+    def score(self, prompt: str, names: list[str]) -> list[float]:
+        """Scores of the candidate answers (see ``score_candidates``), reusing the previous prompt's cache.
+
+        The first packed call is checked once against the two-pass method: a backend that ignores custom
+        4-D attention masks (a fused inference kernel, say) would let candidates see each other. If the two
+        disagree beyond float rounding, the player warns and uses the two-pass method from then on.
+        """
+        if not self._checked:
+            self._checked = True
+            packed = score_candidates(self.model, self.tokenizer, prompt, names, self.system_prompt, method="packed")
+            batched = score_candidates(self.model, self.tokenizer, prompt, names, self.system_prompt, method="batched")
+            half = self.model.get_input_embeddings().weight.dtype in (torch.float16, torch.bfloat16)
+            tolerance = 1.5 if half else 1e-2  # summed log-probs; bf16 rounding alone moves them by up to ~0.7 here
+            worst = max(abs(a - b) for a, b in zip(packed, batched))
+            if worst > tolerance:
+                warnings.warn(f"LLMPlayer: packed scoring differs from two-pass scoring by {worst:.3g} nats on this "
+                              "backend (custom attention masks ignored?); using method='batched'", stacklevel=2)
+                self.method = "batched"
+        return score_candidates(self.model, self.tokenizer, prompt, names, self.system_prompt, method=self.method,
+                                cache=self.cache)
 
     def generate(self, prompt: str) -> str:
         ids = torch.tensor([chat_prefix_ids(self.tokenizer, prompt, self.system_prompt)], device=self.model.device)
