@@ -3,8 +3,9 @@
 Both train SmolLM2-135M-Instruct with the same LoRA (r=16 on all 7 projections), data, batch, sequence
 length, steps, learning-rate schedule and seed, each in a fresh process:
 
-  (a) toolkit: ``load_model`` -> ``attach_lora`` -> ``train`` (Unsloth's FastLanguageModel; on CPU its
-      backend adds chunked cross entropy that skips the LM head on unlabeled tokens, fused AdamW, bf16 policy)
+  (a) toolkit: ``load_model`` -> ``attach_lora`` -> ``train`` with its defaults (Unsloth's FastLanguageModel;
+      on CPU its backend adds chunked cross entropy that skips the LM head on unlabeled tokens, fused AdamW,
+      bf16 policy; ``train.cpu_compile`` torch.compiles the decoder layers for the training steps)
   (b) plain:   ``AutoModelForCausalLM.from_pretrained(path, dtype=...)`` + ``LoraConfig`` + TRL ``SFTTrainer``
       / ``SFTConfig``, as in the TRL docs; unsloth is never imported (checked).
 
@@ -12,6 +13,7 @@ It also measures this machine's matmul ceiling (bench/matmul_peak.py) and report
 utilisation, and with ``--sweep`` trains variants of (a), one knob at a time, to pick fast defaults.
 
     python bench/train_speed.py --quick          # ~1 min sanity run
+    python bench/train_speed.py --eager          # also (a') the toolkit with eager layers (~7 min on 2 cores)
     python bench/train_speed.py --sweep          # comparison + defaults table (~10 min on 2 cores)
     python bench/train_speed.py --device cuda    # Unsloth's GPU path vs plain HF+PEFT (peak VRAM)
 """
@@ -117,10 +119,10 @@ def worker_toolkit(spec: dict) -> dict:
     settings = TrainSettings(batch_size=spec["batch_size"], max_steps=spec["steps"], lr=spec["lr"],
                              warmup_steps=spec["warmup"], seed=spec["seed"], logging_steps=1,
                              completion_only_loss=spec["completion_only_loss"], group_by_length=spec["group_by_length"],
-                             output_dir=tempfile.mkdtemp(prefix="bench-toolkit-"))
+                             cpu_compile=spec.get("cpu_compile", True), output_dir=tempfile.mkdtemp(prefix="bench-toolkit-"))
     rss_start = current_rss_mb() if spec["device"] == "cpu" else 0.0
     result = train(model, tokenizer, data, settings, max_seq_length=spec["max_seq_length"], callbacks=[meter.callback()])
-    compiled = bool(getattr(model, "_unsloth_cpu_compiled", False))
+    compiled = result.compiled
     return _result(spec, meter, lora_flop_counts(model), result.runtime_s, result.peak_memory_mb,
                    result.log_history, model.dtype, {"toolkit_trained_tokens": result.trained_tokens,
                                                      "compiled": compiled, "threads": torch.get_num_threads(),
@@ -259,8 +261,8 @@ def compare(args, peak: dict) -> tuple[dict, dict]:
         if "error" in a or "error" in b:
             return a, b
         pairs.append((a, b))
-        if args.compile:
-            compiled.append(run({**spec, "path": "toolkit"}, {"UNSLOTH_CPU_COMPILE": "1"}))
+        if args.eager:
+            compiled.append(run({**spec, "path": "toolkit", "cpu_compile": False}))
     if len(pairs) > 1:
         print("pairs (a)/(b): " + "; ".join(
             f"median step tokens/s {pa['steady_tokens_per_s']:.0f}/{pb['steady_tokens_per_s']:.0f} = "
@@ -276,7 +278,7 @@ def compare(args, peak: dict) -> tuple[dict, dict]:
     compiled = [r for r in compiled if "error" not in r]
     if compiled:
         ac = max(compiled, key=lambda r: r["steady_tokens_per_s"])
-        paths.append(("(a') toolkit + UNSLOTH_CPU_COMPILE=1", ac))
+        paths.append(("(a') toolkit, train.cpu_compile=false (eager)", ac))
     for name, r in paths:
         first, last, ok = learned(r)
         rows.append([name, r["dtype"].replace("torch.", ""), f"{r['tokens']:,}", f"{r['runtime_s']:.1f}",
@@ -289,7 +291,7 @@ def compare(args, peak: dict) -> tuple[dict, dict]:
           f"median step tokens/s {a['steady_tokens_per_s'] / b['steady_tokens_per_s']:.2f}x, "
           f"peak memory {a['peak_mb'] / b['peak_mb']:.2f}x")
     if compiled:
-        print(f"ratio (a')/(b): tokens/s {ac['tokens_per_s'] / b['tokens_per_s']:.2f}x (includes compile warm-up), "
+        print(f"ratio (a')/(b): tokens/s {ac['tokens_per_s'] / b['tokens_per_s']:.2f}x, "
               f"median step tokens/s {ac['steady_tokens_per_s'] / b['steady_tokens_per_s']:.2f}x, "
               f"peak memory {ac['peak_mb'] / b['peak_mb']:.2f}x")
     c = a["counts"]
@@ -304,11 +306,11 @@ def compare(args, peak: dict) -> tuple[dict, dict]:
 
 SWEEP = [
     # (label, spec changes, environment)
-    ("toolkit defaults (bf16, no ckpt, group_by_length, completion-only, 2 threads)", {}, {}),
+    ("toolkit defaults (bf16, no ckpt, group_by_length, completion-only, compiled layers, 2 threads)", {}, {}),
     ("pure fp32 (UNSLOTH_CPU_BF16=0)", {}, {"UNSLOTH_CPU_BF16": "0"}),
     ("gradient checkpointing on", {"gradient_checkpointing": True}, {}),
     ("loss on prompt tokens too (completion_only_loss off)", {"completion_only_loss": False}, {}),
-    ("UNSLOTH_CPU_COMPILE=1 (torch.compile per layer)", {}, {"UNSLOTH_CPU_COMPILE": "1"}),
+    ("eager layers (train.cpu_compile=false)", {"cpu_compile": False}, {}),
     ("1 thread (OMP_NUM_THREADS=1)", {}, {"OMP_NUM_THREADS": "1"}),
 ]
 EXTRA_SWEEP = [  # --sweep-all: slower to run, less likely to change a default
@@ -324,7 +326,8 @@ def padding(args) -> None:
     the model, so the tiny model (same SmolLM2 tokenizer) measures it in seconds."""
     rows = []
     for label, grouped in (("group_by_length (toolkit default)", True), ("random order", False)):
-        r = run({**base_spec(args), "path": "toolkit", "model": "tiny", "steps": 16, "group_by_length": grouped})
+        r = run({**base_spec(args), "path": "toolkit", "model": "tiny", "steps": 16, "group_by_length": grouped,
+                 "cpu_compile": False})
         if "error" not in r:
             rows.append([label, f"{r['tokens']:,}", f"{r['padded']:,}", f"{100 * (1 - r['tokens'] / r['padded']):.1f}%"])
     print(f"\nPadding waste, batch {args.batch_size}, 16 steps over {args.data.name} (tiny model, same tokenizer): "
@@ -377,7 +380,7 @@ def main() -> None:
     parser.add_argument("--model", default="default", help='"default" (SmolLM2-135M-Instruct) or "tiny"')
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="prompt/completion or messages JSONL")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--compile", action="store_true", help="also (a') the toolkit with UNSLOTH_CPU_COMPILE=1")
+    parser.add_argument("--eager", action="store_true", help="also (a') the toolkit with train.cpu_compile=false")
     parser.add_argument("--repeats", type=int, default=1, help="alternate (a),(b) this many times; keep each path's best")
     parser.add_argument("--sweep-steps", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=8)

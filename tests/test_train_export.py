@@ -38,6 +38,9 @@ def test_training_changes_only_lora_and_loss_falls(trained):
     last = sum(loss for _, loss in result.train_loss[-3:]) / 3
     assert last < first - 0.3, result.train_loss
     assert result.steps == 20 and result.trained_tokens > 0 and result.tokens_per_s > 0 and result.peak_memory_mb > 0
+    # train.cpu_compile (default): the decoder layers trained compiled, and are eager again for inference
+    assert result.compiled
+    assert not [n for n, m in model.named_modules() if getattr(m, "_compiled_call_impl", None) is not None]
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history["train_loss"][0][1] == pytest.approx(result.train_loss[0][1])
 
@@ -95,3 +98,25 @@ def test_masking_matches_trl_and_keeps_only_assistant_tokens(tiny, color_rows, t
         trained_text = tokenizer.decode([t for t, m in zip(enc["input_ids"], enc["completion_mask"]) if m])
         assert trained_text.startswith(ours["completion"][0]["content"])
         assert "Color number" not in trained_text
+
+
+def test_for_play_merges_adapters_into_a_plain_model_that_scores_like_the_adapters(trained):
+    """eval.merge_adapters: the fine-tuned model plays as W0 + (alpha/r)·B·A in one matrix per layer."""
+    import copy
+
+    from toolkit.pipeline import RunSettings, for_play
+    from toolkit.poker.player import score_candidates
+
+    model, tokenizer, *_ = trained
+    row = {"instruction": "Color number 1?", "candidates": ["red", "green", "blue", "pink"]}  # what it was trained on
+    want = score_candidates(model, tokenizer, row["instruction"], row["candidates"])
+    with model.disable_adapter():
+        bare = score_candidates(model, tokenizer, row["instruction"], row["candidates"])
+    assert max(abs(a - b) for a, b in zip(bare, want)) > 0.5  # the adapters matter, so a lost merge would show
+    keep = RunSettings()
+    keep.eval.merge_adapters = False
+    assert for_play(keep, model) is model
+    merged = for_play(RunSettings(), copy.deepcopy(model))
+    assert not hasattr(merged, "peft_config") and not any("lora_" in n for n, _ in merged.named_parameters())
+    got = score_candidates(merged, tokenizer, row["instruction"], row["candidates"])
+    assert got == pytest.approx(want, abs=0.25)  # bf16 rounding of the merged weights (MERGED_TOLERANCE)

@@ -45,7 +45,7 @@ def run_demo(settings: pipeline.RunSettings, progress: bool = True) -> Path:
     exported = pipeline.step_export(settings, model, tokenizer, merged=False)
     lap("export", t)
     del model  # from here on only the adapters reloaded from disk are measured
-    ft_model, ft_tok = exported["model"], exported["tokenizer"]
+    ft_model, ft_tok = pipeline.for_play(settings, exported["model"]), exported["tokenizer"]
 
     t = time.perf_counter()
     ft_eval = pipeline.step_eval(settings, ft_model, ft_tok, "finetuned", progress)

@@ -42,6 +42,7 @@ class EvalSettings:
     vs_base: bool = True  # also play the fine-tuned model against its own base model
     honest_sims: int = 100  # Monte Carlo sims per HonestPlayer decision (upstream: 1000, ~10x slower)
     generate_check: int = 0  # also score this many test spots with free-text generate-and-parse (0 = skip)
+    merge_adapters: bool = True  # evaluate/play the fine-tuned model with B·A merged into W0 (what a merged export ships): ~2x faster on CPU; false = separate adapters, bit-exact to the saved ones
 
     def problems(self, p: str = "eval") -> list[str]:
         bad = [o for o in self.opponents if o not in OPPONENTS]
@@ -194,6 +195,18 @@ def step_export(settings: RunSettings, model=None, tokenizer=None, merged: bool 
         out["verify_merged"] = verify(reloaded, merged_model, rtok, tolerance=MERGED_TOLERANCE).__dict__
     (settings.run_dir / "export.json").write_text(json.dumps(out, indent=2) + "\n")
     return {"result": out, "model": reloaded, "tokenizer": rtok}
+
+
+def for_play(settings: RunSettings, model):
+    """The model used for evaluation and play: with ``eval.merge_adapters`` a PEFT model's adapters are
+    merged into its weights in place (``merge_and_unload``: no extra LoRA matmuls per layer, ~2x faster
+    decisions on CPU; in bf16 the merged weights round, as a merged 16-bit export does). Plain models and
+    ``merge_adapters: false`` pass through."""
+    if settings.eval.merge_adapters and hasattr(model, "merge_and_unload"):
+        merged = model.merge_and_unload()
+        merged.toolkit_merged_adapters = True
+        return merged
+    return model
 
 
 def step_eval(settings: RunSettings, model, tokenizer, label: str, progress: bool = True) -> dict:

@@ -131,13 +131,17 @@ def render(results: dict, files: dict[str, str]) -> str:
         p = a["player"]
         lines.append(f"\n{label}: {p['decisions']} decisions, {p['decisions_per_s']:.2f} decisions/s, "
                      f"{p['illegal']} illegal, {p['errors']} errors (scoring legal candidates only).")
+    if s["eval"].get("merge_adapters"):
+        lines.append("\nThe fine-tuned model was evaluated and played with its adapters merged into the weights "
+                     "(`eval.merge_adapters: true`, what a merged 16-bit export ships).")
     lines += ["", f"![bb100]({files['bb100']}) ![action mix]({files['action_mix']})", ""]
     lines += ["## Training", "",
               f"- LoRA r = {s['lora']['r']}, alpha = {s['lora']['alpha']}, targets = {', '.join(s['lora']['target_modules'])}",
               f"- trainable parameters: {results['parameters']['peft_trainable']:,} of {results['parameters']['total_params']:,} "
               f"({100 * results['parameters']['peft_trainable'] / results['parameters']['total_params']:.2f}%)",
               f"- {train['steps']} steps, batch {s['train']['batch_size']}×{s['train']['grad_accum']}, lr {s['train']['lr']}, "
-              f"{train['trained_tokens']:,} tokens in {train['runtime_s']:.0f} s = {train['tokens_per_s']:.0f} tokens/s",
+              f"{train['trained_tokens']:,} tokens in {train['runtime_s']:.0f} s = {train['tokens_per_s']:.0f} tokens/s"
+              + (" (decoder layers torch.compiled for training; compile time included)" if train.get("compiled") else ""),
               f"- loss {train['train_loss'][0][1]:.3f} → {train['train_loss'][-1][1]:.3f}; "
               f"peak memory {train['peak_memory_mb']:.0f} MB ({train['memory_kind']})", "", f"![loss]({files['loss']})", ""]
     size = export["size"]
