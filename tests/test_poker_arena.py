@@ -185,3 +185,34 @@ def test_any_decisions_never_crash_a_match(seats, seed, scripts):
         assert sum(hand.delta_bb.values()) == pytest.approx(0)  # chips conserved (the arena also checks exactly)
     for name in tally:
         assert metrics.style(match, name)["illegal"] == tally[name]
+
+
+class _Counting(FishPlayer):
+    """A Fish that counts its own decisions per hand (the arena sees the same object every hand)."""
+
+    def __init__(self):
+        super().__init__()
+        self.per_hand: list[int] = []
+
+    def receive_round_start_message(self, round_count, hole_card, seats):
+        self.per_hand.append(0)
+
+    def declare_action(self, valid_actions, hole_card, round_state):
+        self.per_hand[-1] += 1
+        return super().declare_action(valid_actions, hole_card, round_state)
+
+
+def test_one_player_object_reused_for_every_hand_is_watched_once_per_hand():
+    """An LLM is loaded once and handed out by `lambda: player`: the arena's wrappers must not nest
+    (they did: each hand's actions were logged into every earlier hand, and after ~400 hands the nested
+    wrappers hit Python's recursion limit)."""
+    import sys
+
+    hero = _Counting()
+    hands = 2 * (sys.getrecursionlimit() // 2 + 20)  # more hands than the recursion limit allows nesting
+    match = play_match({"hero": lambda: hero, "random": RandomPlayer}, ArenaSettings(hands=hands, seed=4, progress=False))
+    assert len(match.hands) == hands == len(hero.per_hand)
+    logged = [sum(len(a) for a in h.actions["hero"].values()) for h in match.hands]
+    assert logged == hero.per_hand and sum(hero.per_hand) > hands / 2
+    assert not {"declare_action", "receive_notification"} & set(vars(hero))  # the class's methods again
+    assert all(not h.faults["hero"] for h in match.hands)

@@ -120,3 +120,52 @@ def test_for_play_merges_adapters_into_a_plain_model_that_scores_like_the_adapte
     assert not hasattr(merged, "peft_config") and not any("lora_" in n for n, _ in merged.named_parameters())
     got = score_candidates(merged, tokenizer, row["instruction"], row["candidates"])
     assert got == pytest.approx(want, abs=0.25)  # bf16 rounding of the merged weights (MERGED_TOLERANCE)
+
+
+def test_compiled_training_is_reproducible_bit_for_bit(color_rows, tmp_path):
+    """train.cpu_compile keeps the promise of reproducible runs: same seed, same LoRA weights, twice."""
+    from toolkit.load import load_model
+    from toolkit.settings import ModelSettings
+
+    weights = []
+    for run in range(2):
+        model, tokenizer = load_model(ModelSettings(name="tiny", max_seq_length=128))
+        model = attach_lora(model, LoraSettings(r=8, alpha=16))
+        data, _ = prepare(color_rows, tokenizer, 128)
+        result = train(model, tokenizer, data, TrainSettings(max_steps=6, lr=5e-3, batch_size=8, warmup_steps=0,
+                                                             output_dir=str(tmp_path / f"run{run}")), max_seq_length=128)
+        assert result.compiled
+        weights.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][n], weights[1][n]) for n in weights[0])
+    assert all(w.abs().sum() > 0 for n, w in weights[0].items() if "lora_B" in n)  # B left zero: it really trained
+
+
+def test_compiled_layers_compute_the_eager_loss_and_gradients(tiny, color_rows):
+    """train.cpu_compile changes kernels, not maths: one batch, same loss and LoRA gradients (bf16 rounding)."""
+    from toolkit.train import compile_for_training, uncompile
+
+    model, tokenizer = tiny
+    model = attach_lora(model, LoraSettings(r=8, alpha=16))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)  # B = 0 at init would hide any error in the adapter path
+    texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in color_rows[:4]]
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    model.train()
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        return loss.item(), torch.cat([p.grad.flatten().float() for p in model.parameters() if p.requires_grad])
+
+    eager = loss_and_grads()
+    assert compile_for_training(model, TrainSettings())
+    compiled = loss_and_grads()
+    uncompile(model)
+    assert compiled[0] == pytest.approx(eager[0], rel=1e-2)
+    assert torch.nn.functional.cosine_similarity(compiled[1], eager[1], dim=0) > 0.99
+    assert eager[1].norm() > 0 and compiled[1].norm() == pytest.approx(eager[1].norm().item(), rel=0.05)

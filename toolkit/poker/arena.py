@@ -233,10 +233,15 @@ def default_action(valid_actions: list[dict], round_state: dict, uuid: str) -> t
     return ("call", call) if call == _street_paid(round_state, uuid) else ("fold", 0)
 
 
-def _watch(player: BasePokerPlayer, name: str, record: HandRecord, bb: int, timeout: float = 0.0) -> None:
+def _watch(player: BasePokerPlayer, name: str, record: HandRecord, bb: int, timeout: float = 0.0) -> Callable[[], None]:
     """Wrap this player's declare_action to time it, force a legal default on an exception or a timeout,
-    and log each decision as the player meant it; wrap its notifications so they cannot crash the table."""
+    and log each decision as the player meant it; wrap its notifications so they cannot crash the table.
+
+    Returns the function that removes the wrappers again: a factory may hand out the same player object
+    for every hand (an LLM is loaded once), and wrappers left in place would nest hand after hand (each
+    logging into every earlier hand's record, until Python's recursion limit is hit)."""
     inner, notify = player.declare_action, player.receive_notification
+    saved = {k: player.__dict__[k] for k in ("declare_action", "receive_notification") if k in player.__dict__}
     faults = record.faults.setdefault(name, [])
 
     def declare_action(valid_actions, hole_card, round_state):
@@ -265,8 +270,16 @@ def _watch(player: BasePokerPlayer, name: str, record: HandRecord, bb: int, time
         if fault is not None:
             faults.append(f"{message.get('message_type', 'notification')}: {fault}")
 
+    def unwatch() -> None:
+        for key in ("declare_action", "receive_notification"):
+            if key in saved:
+                setattr(player, key, saved[key])
+            else:
+                player.__dict__.pop(key, None)  # back to the class's own method
+
     player.declare_action = declare_action
     player.receive_notification = receive_notification
+    return unwatch
 
 
 class _Dealer(Dealer):
@@ -289,19 +302,24 @@ def play_hand(names: list[str], factories: list[Factory], settings: ArenaSetting
     record = HandRecord(deal, seed, rotation, seats, [[card(i) for i in order[2 * s:2 * s + 2]] for s in range(n)], [],
                         {}, {name: {s: [] for s in STREETS} for name in names}, dict.fromkeys(names, 0.0), dict.fromkeys(names, 0),
                         {name: [] for name in names})
+    unwatch = []
     with shim.patched(settings.strict_illegal), shim.seeded_global_random(seed):
-        dealer = _Dealer(bb // 2, bb * settings.stack_bb, 0)
-        dealer.table = Table(cheat_deck=shim.seeded_deck(seed))
-        dealer.table.dealer_btn = button_seat(n)
-        players = {}
-        for name in seats:
-            players[name] = factories[names.index(name)]()
-            _watch(players[name], name, record, bb, settings.decision_timeout_s)
-            dealer.register_player(name, players[name])
-        board = _Board()
-        dealer.message_handler.algo_owner_map["arena-board"] = board  # receives every public message
-        forced_before = {name: getattr(p, "forced_decisions", 0) for name, p in players.items()}
-        result = dealer.start_game(1)
+        try:
+            dealer = _Dealer(bb // 2, bb * settings.stack_bb, 0)
+            dealer.table = Table(cheat_deck=shim.seeded_deck(seed))
+            dealer.table.dealer_btn = button_seat(n)
+            players = {}
+            for name in seats:
+                players[name] = factories[names.index(name)]()
+                unwatch.append(_watch(players[name], name, record, bb, settings.decision_timeout_s))
+                dealer.register_player(name, players[name])
+            board = _Board()
+            dealer.message_handler.algo_owner_map["arena-board"] = board  # receives every public message
+            forced_before = {name: getattr(p, "forced_decisions", 0) for name, p in players.items()}
+            result = dealer.start_game(1)
+        finally:
+            for undo in reversed(unwatch):
+                undo()
     final = {s["name"]: s["stack"] for s in result["message"]["game_information"]["seats"]}
     record.delta_bb = {name: (final[name] - bb * settings.stack_bb) / bb for name in names}
     for name, p in players.items():  # decisions the players forced themselves (the arena's own are already in)
