@@ -103,7 +103,7 @@ class TrainSettings:
     seed: int = 3407  # data order and dropout
     completion_only_loss: bool = True  # loss on assistant/completion tokens only
     group_by_length: bool = True  # batch rows of similar length to cut padding waste
-    cpu_compile: bool = True  # CPU only: torch.compile each decoder layer while training (Unsloth's UNSLOTH_CPU_COMPILE), eager again after; ~1.3x faster steps here (bench/RESULTS.md)
+    cpu_compile: bool = True  # CPU only: torch.compile each decoder layer while training (Unsloth's UNSLOTH_CPU_COMPILE), eager again after; 1.1-1.3x faster steps here (bench/RESULTS.md)
 
     def problems(self, p: str = "train") -> list[str]:
         out = []
