@@ -6,8 +6,9 @@ raise sizes clipped to the engine's min/max) under the model and plays the best 
 
     score(candidate) = Σ_t log p(token_t | prompt, candidate tokens < t)     (answer + <|im_end|>)
 
-The prompt is encoded once; its KV cache is repeated across the candidates, which are scored in one
-batched forward pass. The choice is made in two stages (``pick``): the verb with the highest total
+One forward pass per decision: the prompt tokens not already in the previous decision's KV cache and
+every candidate (as a token trie) run together under a custom attention mask (``score_candidates``,
+``PrefixCache``). The choice is made in two stages (``pick``): the verb with the highest total
 probability over its sizes, then that verb's best size. Greedy by default; ``temperature > 0`` samples.
 
 ``mode="generate"`` is what most public projects do: free-text ``generate`` then parse. It is kept for
@@ -146,7 +147,8 @@ def score_candidates(model, tokenizer, prompt: str, candidates: list[str], syste
     """Summed log-probability of each candidate answer (its tokens + end-of-turn) after ``prompt``.
 
     ``method="packed"`` (default): ONE forward pass. The prompt tokens not already in ``cache`` and every
-    candidate (minus its last token, whose log-prob comes from the token before) are packed into one row
+    candidate (minus its last token, whose log-prob comes from the token before; leading tokens shared by
+    several candidates, as a trie, run once) are packed into one row
     with a custom 4-D attention mask (each candidate sees the whole prompt and its own earlier tokens,
     never another candidate) and explicit position ids (each candidate starts right after the prompt).
     Only the last prompt position and the candidate positions go through the lm_head.
