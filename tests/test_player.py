@@ -82,14 +82,18 @@ def test_prefix_cache_runs_only_the_new_tokens_and_goes_stale_when_weights_chang
     assert again == pytest.approx(fresh, abs=1e-3) and max(abs(a - b) for a, b in zip(before, fresh)) > 1e-2
 
 
-def test_player_falls_back_to_two_passes_when_packed_scoring_is_wrong(tiny, monkeypatch):
-    """A backend that ignored the custom mask would give packed scores unlike the two-pass ones."""
+@pytest.mark.parametrize("failure", ["wrong", "raises"])
+def test_player_falls_back_to_two_passes_when_packed_scoring_is_wrong(tiny, monkeypatch, failure):
+    """A backend that ignored the custom mask would give packed scores unlike the two-pass ones; one that
+    refused it would raise."""
     import toolkit.poker.player as player_module
 
     real = player_module.score_candidates
 
     def broken(*args, method="packed", **kwargs):
         scores = real(*args, method=method, **kwargs)
+        if method == "packed" and failure == "raises":
+            raise RuntimeError("custom 4-D masks are not supported by this kernel")
         return [s - 5.0 * i for i, s in enumerate(scores)] if method == "packed" else scores
 
     monkeypatch.setattr(player_module, "score_candidates", broken)

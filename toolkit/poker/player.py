@@ -303,14 +303,18 @@ class LLMPlayer(QuietPlayer):
         """
         if not self._checked:
             self._checked = True
-            packed = score_candidates(self.model, self.tokenizer, prompt, names, self.system_prompt, method="packed")
             batched = score_candidates(self.model, self.tokenizer, prompt, names, self.system_prompt, method="batched")
+            try:
+                packed = score_candidates(self.model, self.tokenizer, prompt, names, self.system_prompt, method="packed")
+                worst = max(abs(a - b) for a, b in zip(packed, batched))
+                problem = f"differs from two-pass scoring by {worst:.3g} nats"
+            except Exception as exc:  # e.g. a fused kernel that refuses custom masks or position ids
+                worst, problem = float("inf"), f"failed ({type(exc).__name__}: {exc})"
             half = self.model.get_input_embeddings().weight.dtype in (torch.float16, torch.bfloat16)
             tolerance = 1.5 if half else 1e-2  # summed log-probs; bf16 rounding alone moves them by up to ~0.7 here
-            worst = max(abs(a - b) for a, b in zip(packed, batched))
             if worst > tolerance:
-                warnings.warn(f"LLMPlayer: packed scoring differs from two-pass scoring by {worst:.3g} nats on this "
-                              "backend (custom attention masks ignored?); using method='batched'", stacklevel=2)
+                warnings.warn(f"LLMPlayer: packed scoring {problem} on this backend (custom attention masks "
+                              "unsupported?); using method='batched'", stacklevel=2)
                 self.method = "batched"
         return score_candidates(self.model, self.tokenizer, prompt, names, self.system_prompt, method=self.method,
                                 cache=self.cache)
