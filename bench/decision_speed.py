@@ -84,9 +84,9 @@ def main() -> None:
         rows[label] = {"decisions_per_s": len(spots) / best[label], "legal": 1 - stats["unparseable_or_illegal_rate"],
                        "unparseable": stats["unparseable"], "illegal": stats["illegal"],
                        "choices": [d.choice for d in player.decisions]}
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")
-    print(f"machine: {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; model {args.model} "
+    from bench._common import cpu_name
+
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; model {args.model} "
           f"({next(model.parameters()).dtype})")
     print(f"{len(spots)} spots recorded from {hands} heads-up duplicate hands vs the teacher "
           f"(played at {len(spots) / at_table:.2f} decisions/s including the engine)")

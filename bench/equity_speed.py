@@ -11,22 +11,17 @@ import argparse
 import os
 import platform
 import random
+import sys
 import time
+from pathlib import Path
 
-from pypokerengine.utils.card_utils import estimate_hole_card_win_rate, gen_cards
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import cpu_name  # noqa: E402
 
-from toolkit.poker.cards import DECK, to_engine
-from toolkit.poker.teacher import WIDE, equity, hand_range
+from pypokerengine.utils.card_utils import estimate_hole_card_win_rate, gen_cards  # noqa: E402
 
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from toolkit.poker.cards import DECK, to_engine  # noqa: E402
+from toolkit.poker.teacher import WIDE, equity, hand_range  # noqa: E402
 
 
 def make_spots(n: int, seed: int) -> list[tuple[tuple[str, ...], tuple[str, ...], int]]:

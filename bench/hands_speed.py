@@ -14,21 +14,21 @@ import argparse
 import multiprocessing
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
-from examples.players.fish_player import FishPlayer
-from examples.players.random_player import RandomPlayer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import cpu_name  # noqa: E402
 
-from toolkit.poker.arena import ArenaSettings, play_match
+from examples.players.fish_player import FishPlayer  # noqa: E402
+from examples.players.random_player import RandomPlayer  # noqa: E402
+
+from toolkit.poker.arena import ArenaSettings, play_match  # noqa: E402
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    model = cpu_name()
     load = " / load average %.1f %.1f %.1f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
     return f"{model}, {os.cpu_count()} logical cores, Python {platform.python_version()}{load}"
 

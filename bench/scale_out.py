@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")
-    return f"{cpu}, {os.cpu_count()} cores"
+    from bench._common import cpu_name
+
+    return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
 def train_json(cmd: list[str], env: dict) -> tuple[dict, float]:

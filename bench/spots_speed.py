@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from equity_speed import cpu_name  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import cpu_name  # noqa: E402
 
 from toolkit.poker.spots import SpotSettings, generate_spots  # noqa: E402
 from toolkit.settings import build  # noqa: E402

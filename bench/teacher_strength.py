@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from equity_speed import cpu_name  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import cpu_name  # noqa: E402
 
 from examples.players.fish_player import FishPlayer  # noqa: E402
 from examples.players.random_player import RandomPlayer  # noqa: E402

@@ -1,44 +1,17 @@
 """Property tests over random engine states: every candidate is an action PyPokerEngine accepts as is,
 the parser inverts the formatter, and every state renders and round-trips through JSON."""
 import json
-import random
 
 from hypothesis import HealthCheck, given, settings, strategies as st
-from pypokerengine.api.emulator import Emulator
 from pypokerengine.engine.action_checker import ActionChecker
-from pypokerengine.engine.message_builder import MessageBuilder
-from pypokerengine.engine.poker_constants import PokerConstants as Const
-from pypokerengine.engine.round_manager import RoundManager
 
 from toolkit.poker.actions import from_engine, parse_action, to_engine
 from toolkit.poker.cards import hand_words
 from toolkit.poker.render import render_prompt
-from toolkit.poker.state import Spot, spot_from_engine
+from toolkit.poker.state import Spot
 from toolkit.poker.teacher import TeacherPolicy
 
-
-def play_random_hand(n, stacks, choices, seed):
-    """Yield (spot, valid_actions, state, pos) at each decision of one hand where moves follow ``choices``."""
-    saved = random.getstate()
-    random.seed(seed)
-    try:
-        em = Emulator()
-        em.set_game_rule(n, 1, 5, 0)
-        state = em.generate_initial_game_state({f"u{i}": {"name": f"p{i}", "stack": stacks[i]} for i in range(n)})
-        state, _ = em.start_new_round(state)
-    finally:
-        random.setstate(saved)
-    for choice in choices:
-        if state["street"] in (Const.Street.SHOWDOWN, Const.Street.FINISHED):
-            return
-        pos = state["next_player"]
-        msg = MessageBuilder.build_ask_message(pos, state)["message"]
-        player = state["table"].seats.players[pos]
-        spot = spot_from_engine(msg["hole_card"], msg["round_state"], msg["valid_actions"], player.uuid)
-        yield spot, msg["valid_actions"], state, pos
-        pick = spot.candidates[choice % len(spot.candidates)]
-        action, amount = to_engine(pick, msg["valid_actions"], bb=10, hero_paid=round(spot.hero_in * 10))
-        state, _ = RoundManager.apply_action(state, action, amount)
+from engine_hands import play_random_hand
 
 
 hands = dict(
@@ -52,7 +25,8 @@ hands = dict(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(**hands)
 def test_every_candidate_is_accepted_by_the_engine_unchanged(n, stacks, choices, seed):
-    for spot, valid, state, pos in play_random_hand(n, stacks, choices, seed):
+    for spot, msg, state, pos in play_random_hand(n, stacks, choices, seed):
+        valid = msg["valid_actions"]
         players = state["table"].seats.players
         hero_paid = round(spot.hero_in * 10)
         for cand in spot.candidates:

@@ -1,6 +1,5 @@
 """The poker table never crashes: a player that raises or runs out of time gets the legal default
 (check if free, else fold), counted in ``forced``; and every player we ship answers legally in any state."""
-import random
 import threading
 import time
 
@@ -8,10 +7,6 @@ import pytest
 from examples.players.fish_player import FishPlayer
 from examples.players.random_player import RandomPlayer
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
-from pypokerengine.api.emulator import Emulator
-from pypokerengine.engine.message_builder import MessageBuilder
-from pypokerengine.engine.poker_constants import PokerConstants as Const
-from pypokerengine.engine.round_manager import RoundManager
 from pypokerengine.players import BasePokerPlayer
 
 from toolkit.poker import metrics, shim
@@ -21,6 +16,8 @@ from toolkit.poker.player import LLMPlayer
 from toolkit.poker.state import spot_from_engine
 from toolkit.poker.teacher import TeacherPlayer, TeacherPolicy
 from toolkit.settings import SettingsError, build
+
+from engine_hands import play_random_hand
 
 TIMEOUT = 0.05  # seconds per decision in these tests
 
@@ -134,27 +131,9 @@ def test_timeout_setting_is_validated_and_saved_results_still_load(tmp_path):
 
 # --------------------------------------------------------------------------- every player answers legally
 def random_states(n, stacks, choices, seed):
-    """(valid_actions, hole_card, round_state, uuid) at each decision of one engine hand, patched engine."""
-    saved = random.getstate()
-    random.seed(seed)
-    try:
-        em = Emulator()
-        em.set_game_rule(n, 1, 5, 0)
-        state = em.generate_initial_game_state({f"u{i}": {"name": f"p{i}", "stack": stacks[i]} for i in range(n)})
-        state, _ = em.start_new_round(state)
-    finally:
-        random.setstate(saved)
-    for choice in choices:
-        if state["street"] in (Const.Street.SHOWDOWN, Const.Street.FINISHED):
-            return
-        pos = state["next_player"]
-        msg = MessageBuilder.build_ask_message(pos, state)["message"]
-        uuid = state["table"].seats.players[pos].uuid
-        yield msg["valid_actions"], msg["hole_card"], msg["round_state"], uuid
-        spot = spot_from_engine(msg["hole_card"], msg["round_state"], msg["valid_actions"], uuid)
-        pick = spot.candidates[choice % len(spot.candidates)]
-        action, amount = to_engine(pick, msg["valid_actions"], bb=10, hero_paid=round(spot.hero_in * 10))
-        state, _ = RoundManager.apply_action(state, action, amount)
+    """(valid_actions, hole_card, round_state, uuid) at each decision of one engine hand."""
+    for _, msg, state, pos in play_random_hand(n, stacks, choices, seed):
+        yield msg["valid_actions"], msg["hole_card"], msg["round_state"], state["table"].seats.players[pos].uuid
 
 
 STATES = dict(n=st.sampled_from([2, 3, 6]), stacks=st.lists(st.integers(15, 1500), min_size=6, max_size=6),

@@ -62,12 +62,12 @@ def parser() -> argparse.ArgumentParser:
 
 def _model(settings, adapter: str | None):
     from toolkit.export import load_adapters
-    from toolkit.pipeline import for_play as pipeline_for_play
+    from toolkit.pipeline import for_play
     from toolkit.load import load_model
 
     if adapter:
         model, tokenizer = load_adapters(adapter, settings.model.max_seq_length)
-        return pipeline_for_play(settings, model), tokenizer
+        return for_play(settings, model), tokenizer
     return load_model(settings.model)
 
 
