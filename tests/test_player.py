@@ -82,6 +82,36 @@ def test_prefix_cache_runs_only_the_new_tokens_and_goes_stale_when_weights_chang
     assert again == pytest.approx(fresh, abs=1e-3) and max(abs(a - b) for a, b in zip(before, fresh)) > 1e-2
 
 
+def test_prefix_cache_keeps_several_prompts_and_serves_each_from_its_best_match(tiny):
+    """Heads-up, a player alternates SB and BB: a new hand's first prompt shares everything up to the
+    holding (the last line) with the previous prompt from the same seat, not with the last prompt. Forking
+    a stored prompt for a new one must leave the stored keys/values intact for later prompts."""
+    model, tokenizer = tiny
+    model.float()
+    row = _row()
+    sb = row["instruction"]
+    head, hole = sb.rsplit("your holding is ", 1)
+    bb = sb.replace("your position is ", "your position is UTG and not ", 1)
+    other_hole = lambda text: text.rsplit("your holding is ", 1)[0] + "your holding is [Two of Club and Two of Heart]."
+    cache, seen = PrefixCache(size=4), []
+    forward = model.forward
+    model.forward = lambda *a, **k: seen.append(k["input_ids"].shape[1]) or forward(*a, **k)
+    cands = row["candidates"]
+    for prompt in (sb, bb, other_hole(sb), other_hole(bb), sb):  # sb again: its stored cache must be intact
+        got = score_candidates(model, tokenizer, prompt, cands, SYSTEM, cache=cache)
+        model.forward = forward
+        assert got == pytest.approx(_naive(model, tokenizer, prompt, cands), abs=1e-4)
+        model.forward = lambda *a, **k: seen.append(k["input_ids"].shape[1]) or forward(*a, **k)
+    tail = len(tokenizer("[Two of Club and Two of Heart].\nYour optimal action is:")["input_ids"])
+    nodes = sum(len(answer_ids(tokenizer, sb, c, chat_prefix_ids(tokenizer, sb, SYSTEM), SYSTEM)) - 1 for c in cands)
+    assert seen[1] > 2 * tail + nodes  # bb differs from sb early: most of it runs
+    assert seen[2] <= tail + 8 + nodes and seen[3] <= tail + 8 + nodes  # each served by its own seat's prompt
+    assert seen[4] <= 1 + nodes
+    assert len(cache.entries) == 4 and cache.ids == chat_prefix_ids(tokenizer, sb, SYSTEM)
+    with pytest.raises(ValueError, match="PrefixCache size"):
+        PrefixCache(size=0)
+
+
 @pytest.mark.parametrize("failure", ["wrong", "raises"])
 def test_player_falls_back_to_two_passes_when_packed_scoring_is_wrong(tiny, monkeypatch, failure):
     """A backend that ignored the custom mask would give packed scores unlike the two-pass ones; one that

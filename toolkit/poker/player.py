@@ -17,6 +17,7 @@ free, else fold), so the game never crashes.
 """
 from __future__ import annotations
 
+import copy
 import random
 import time
 import warnings
@@ -72,20 +73,30 @@ def answer_ids(tokenizer, prompt: str, answer: str, prefix: list[int], system_pr
 
 
 class PrefixCache:
-    """The KV cache of the last prompt, reused for the next one (what vLLM calls prefix caching).
+    """The KV caches of the last few prompts, reused for the next one (what vLLM calls prefix caching).
 
     Consecutive decisions share a long prefix: the chat template, the system turn, the rules lines, and
-    within a hand everything up to the newest action. Only the tokens after the longest common prefix
-    are run again. Holds one prompt (batch 1); ``clear()`` drops it (e.g. after the model changed).
+    within a hand everything up to the newest action. A player alternates seats (heads-up: SB, then BB)
+    and streets, so the ``size`` most recently used prompts are kept (batch 1 each; SmolLM2-135M: ~5 MB
+    per 200-token prompt) and the next prompt starts from the one it shares most tokens with; only the
+    tokens after that common prefix run again. ``clear()`` drops them.
+    A cache entry is only reused while ``model_key`` is unchanged (same weights, same adapters).
     """
 
-    def __init__(self):
-        self.ids: list[int] = []
-        self.kv = None
+    def __init__(self, size: int = 8):
+        if size < 1:
+            raise ValueError(f"PrefixCache size = {size}: must be >= 1 (prompts kept)")
+        self.size = size
+        self.entries: list[tuple[list[int], object]] = []  # (prompt ids, cache), most recently used last
         self.key: tuple = ()
 
     def clear(self) -> None:
-        self.ids, self.kv, self.key = [], None, ()
+        self.entries, self.key = [], ()
+
+    @property
+    def ids(self) -> list[int]:
+        """The most recently stored prompt."""
+        return self.entries[-1][0] if self.entries else []
 
     @staticmethod
     def model_key(model) -> tuple:
@@ -99,27 +110,51 @@ class PrefixCache:
         return key
 
     def store(self, ids: list[int], kv, key: tuple) -> None:
-        self.ids, self.kv, self.key = ids, kv, key
+        if key != self.key:
+            self.clear()
+        self.key = key
+        self.entries = (self.entries + [(ids, kv)])[-self.size:]
+
+    @staticmethod
+    def _common(a: list[int], b: list[int]) -> int:
+        m = 0
+        for x, y in zip(a, b):
+            if x != y:
+                break
+            m += 1
+        return m
 
     def take(self, ids: list[int], key: tuple) -> tuple[int, object]:
         """``(m, cache)``: the first ``m`` tokens of ``ids`` are already in ``cache`` (``m < len(ids)``, so
-        at least one token runs and yields the next-token logits). ``(0, None)`` when nothing is reusable."""
-        if self.kv is None or key != self.key:
+        at least one token runs and yields the next-token logits). ``(0, None)`` when nothing is reusable.
+
+        The caller gets its own cache object: a shallow copy whose layers point at the stored tensors
+        (cropping and extending a ``DynamicLayer`` reassign its tensors, never write into them), so the
+        stored prompt stays reusable. An entry that the new prompt fully contains is dropped instead: the
+        new prompt, stored after the pass, supersedes it."""
+        if not self.entries or key != self.key:
             self.clear()
             return 0, None
-        m = 0
-        for a, b in zip(self.ids, ids[:-1]):
-            if a != b:
-                break
-            m += 1
+        best, m = max(((i, self._common(e[0], ids[:-1])) for i, e in enumerate(self.entries)), key=lambda t: t[1])
         if m == 0:
             return 0, None
-        kv = self.kv
+        stored, kv = self.entries[best]
+        if m == len(stored):
+            self.entries.pop(best)
+        else:
+            kv = _fork(kv)
+            self.entries.append(self.entries.pop(best))  # most recently used last
         extra = kv.get_seq_length() - m
         if extra:
-            kv.crop(-extra)  # drops the last `extra` positions (slicing: the stored tensors are not modified)
-        self.clear()  # the caller now owns the cache object
+            kv.crop(-extra)  # drops the last `extra` positions
         return m, kv
+
+
+def _fork(kv):
+    """A cache object of its own over the same key/value tensors (no copy of the tensors)."""
+    new = copy.copy(kv)
+    new.layers = [copy.copy(layer) for layer in kv.layers]
+    return new
 
 
 def _croppable(kv) -> bool:
