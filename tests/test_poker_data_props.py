@@ -49,8 +49,9 @@ def test_every_state_renders_and_round_trips(n, stacks, choices, seed):
     for spot, *_ in play_random_hand(n, stacks, choices, seed):
         text = render_prompt(spot)
         assert text.endswith("\nYour optimal action is:")
-        assert f"your position is {spot.position}, and your holding is [{hand_words(spot.hole)}]" in text
-        assert f"The pot is {spot.pot:.1f} chips." in text
+        assert f"your position is {spot.position}.\n" in text
+        assert text.endswith(f"The current pot size is {spot.pot:.1f} chips, and your holding is "
+                             f"[{hand_words(spot.hole)}].\nYour optimal action is:")
         assert spot.pot >= 0 and spot.to_call >= 0
         assert Spot.from_dict(json.loads(json.dumps(spot.to_dict()))) == spot
         assert TeacherPolicy(trials=200).decide(spot) in spot.candidates

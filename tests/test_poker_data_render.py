@@ -53,11 +53,11 @@ def test_spot_from_engine_reads_positions_history_and_amounts():
 GOLDEN_COMPACT = """You are a specialist in playing 6-handed No Limit Texas Holdem.
 Blinds are 0.5/1 chips. Everyone started with 100 chips.
 Positions: UTG, HJ, CO, BTN, SB, BB.
-In this hand, your position is CO, and your holding is [King of Heart and King of Diamond].
+In this hand, your position is CO.
 Before the flop, UTG raise 2.5, HJ fold, CO call, BTN fold, SB fold, and BB call.
 The flop comes Nine Of Spade, Seven Of Spade, and Four Of Club, then BB check, and UTG bet 4.
-Now it is your turn to make a move. The pot is 12.0 chips.
-Do not explain your answer.
+Now it is your turn to make a move. Do not explain your answer.
+The current pot size is 12.0 chips, and your holding is [King of Heart and King of Diamond].
 Your optimal action is:"""
 
 GOLDEN_POKERBENCH = """You are a specialist in playing 6-handed No Limit Texas Holdem. The following will be a game scenario and you need to make the optimal decision.
@@ -96,10 +96,10 @@ def test_golden_heads_up_preflop_and_river_with_uneven_stacks():
     assert render_prompt(hand_built()) == """You are a specialist in playing heads-up No Limit Texas Holdem.
 Blinds are 0.5/1 chips. Everyone started with 100 chips.
 Positions: SB, BB.
-In this hand, your position is SB, and your holding is [Ace of Spade and Ten of Diamond].
+In this hand, your position is SB.
 Before the flop, there has been no action yet.
-Now it is your turn to make a move. The pot is 1.5 chips.
-Do not explain your answer.
+Now it is your turn to make a move. Do not explain your answer.
+The current pot size is 1.5 chips, and your holding is [Ace of Spade and Ten of Diamond].
 Your optimal action is:"""
     river = hand_built(position="BB", street="river", board=("2c", "7d", "Kh", "Qs", "3h"), pot=10.0,
                        start_stacks=(60.0, 100.0), stacks=(55.0, 95.0), hero_in=0.0, call_total=0.0,
