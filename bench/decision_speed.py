@@ -6,7 +6,8 @@ The spots are the ones the model really faces at a table: first a heads-up dupli
 sequence is decided again by each method, timed:
 
   score (toolkit default)   one packed forward pass per decision (prompt rest + all legal candidates,
-                            custom attention mask) and the previous prompt's KV cache reused
+                            custom attention mask), reusing the KV cache of the recent prompt that
+                            shares the most tokens (``PrefixCache``)
   score (two passes)        prompt pass, then the candidate batch; no cache (the first version)
   generate-and-parse        model.generate(max_new_tokens=8) then parse, as most public projects do
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -40,7 +42,8 @@ def main() -> None:
 
     from toolkit.load import load_model
     from toolkit.poker.arena import ArenaSettings, play_match
-    from toolkit.poker.player import LLMPlayer
+    from toolkit.poker.player import LLMPlayer, chat_prefix_ids
+    from toolkit.poker.render import render_prompt
     from toolkit.poker.teacher import TeacherPlayer
     from toolkit.settings import ModelSettings
 
@@ -79,6 +82,17 @@ def main() -> None:
                 _, decision = player.decide(spot)
                 player.decisions.append(decision)
             best[label] = min(best[label], time.perf_counter() - start)
+    # One more untimed pass of the default method, counting the tokens each decision's forward pass runs.
+    runs, forward = [], model.forward
+    model.forward = lambda *a, **k: runs.append(k["input_ids"].shape[1]) or forward(*a, **k)
+    counter = LLMPlayer(model, tokenizer, system_prompt=system)
+    counter._checked = True  # no self-check passes in the count
+    try:
+        for spot in spots:
+            counter.decide(spot)
+    finally:
+        model.forward = forward
+    lengths = [len(chat_prefix_ids(tokenizer, render_prompt(spot), system)) for spot in spots]
     for label, player in players.items():
         stats = player.stats()
         rows[label] = {"decisions_per_s": len(spots) / best[label], "legal": 1 - stats["unparseable_or_illegal_rate"],
@@ -90,6 +104,9 @@ def main() -> None:
           f"({next(model.parameters()).dtype})")
     print(f"{len(spots)} spots recorded from {hands} heads-up duplicate hands vs the teacher "
           f"(played at {len(spots) / at_table:.2f} decisions/s including the engine)")
+    print(f"prompt tokens per decision: median {statistics.median(lengths):.0f} ({min(lengths)}-{max(lengths)}); "
+          f"tokens run by the default's one pass (uncached prompt + candidates): median {statistics.median(runs):.0f} "
+          f"({min(runs)}-{max(runs)}, the first decision runs everything)")
     print(f"best of {args.repeats} interleaved rounds per method")
     print(f"{'method':26} {'decisions/s':>12} {'legal':>8} {'unparseable':>12} {'illegal':>8}")
     for label, r in rows.items():

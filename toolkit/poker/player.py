@@ -6,7 +6,7 @@ raise sizes clipped to the engine's min/max) under the model and plays the best 
 
     score(candidate) = Σ_t log p(token_t | prompt, candidate tokens < t)     (answer + <|im_end|>)
 
-One forward pass per decision: the prompt tokens not already in the previous decision's KV cache and
+One forward pass per decision: the prompt tokens not already in a recent decision's KV cache and
 every candidate (as a token trie) run together under a custom attention mask (``score_candidates``,
 ``PrefixCache``). The choice is made in two stages (``pick``): the verb with the highest total
 probability over its sizes, then that verb's best size. Greedy by default; ``temperature > 0`` samples.
@@ -330,7 +330,7 @@ class LLMPlayer(QuietPlayer):
         return action, decision
 
     def score(self, prompt: str, names: list[str]) -> list[float]:
-        """Scores of the candidate answers (see ``score_candidates``), reusing the previous prompt's cache.
+        """Scores of the candidate answers (see ``score_candidates``), reusing recent prompts' caches.
 
         The first packed call is checked once against the two-pass method: a backend that ignores custom
         4-D attention masks (a fused inference kernel, say) would let candidates see each other. If the two
