@@ -102,7 +102,8 @@ class TrainSettings:
     output_dir: str = "runs/default"  # where checkpoints, history.json and settings.json go
     seed: int = 3407  # data order and dropout
     completion_only_loss: bool = True  # loss on assistant/completion tokens only
-    group_by_length: bool = True  # batch rows of similar length to cut padding waste
+    group_by_length: bool = True  # batch rows of similar length to cut padding waste; turn it off when length
+    # tracks the answer (poker: the street), or every batch is one kind of row (see configs/demo.yaml)
     cpu_compile: bool = True  # CPU only: torch.compile each decoder layer while training (Unsloth's UNSLOTH_CPU_COMPILE), eager again after; 1.1-1.3x faster steps here (bench/RESULTS.md)
 
     def problems(self, p: str = "train") -> list[str]:
