@@ -89,3 +89,14 @@ def test_same_preset_and_seed_give_the_same_data_and_adapter_bytes(smoke_run, tm
         assert (again / "data" / f"{split}.jsonl").read_bytes() == (smoke_run / "data" / f"{split}.jsonl").read_bytes()
     new = (again / "adapter" / "adapter_model.safetensors").read_bytes()
     assert new == (smoke_run / "adapter" / "adapter_model.safetensors").read_bytes()
+
+
+def test_eval_and_arena_can_be_the_first_command_of_a_new_run(smoke_run, tmp_path):
+    """`eval`/`arena` on a run name with no folder yet (the base model) write their results, not a traceback."""
+    common = ["--config", "configs/smoke.yaml", "--set", f"runs_dir={tmp_path}", "--set", "name=fresh",
+              "--set", f"data.dir={smoke_run / 'data'}", "--set", "arena.hands=2", "--set", "eval.opponents=[random]"]
+    for command, written in (("eval", "eval_base.json"), ("arena", "arena_base.json")):
+        done = subprocess.run([sys.executable, "-m", "toolkit", command, *common], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "agreement" in done.stdout or command == "arena"
+        assert (tmp_path / "fresh" / written).is_file()

@@ -220,6 +220,7 @@ def step_eval(settings: RunSettings, model, tokenizer, label: str, progress: boo
         gen = evaluate(model, tokenizer, rows[: settings.eval.generate_check], "generate", progress,
                        desc=f"generate {label}", system_prompt=settings.data.system_prompt or None)
         result["generate"] = {k: gen[k] for k in ("overall", "agreement", "decisions_per_s", "unparseable_rate")}
+    settings.run_dir.mkdir(parents=True, exist_ok=True)  # `eval` may be the first command of a run
     (settings.run_dir / f"eval_{label}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -259,6 +260,7 @@ def step_arena(settings: RunSettings, model, tokenizer, label: str, base=None, p
         hero = metrics.summarize(match)["players"][label]
         results[name] = {**hero, "hands": len(match.hands), "seconds": round(time.perf_counter() - start, 1)}
     results["player"] = player.stats()
+    out_dir.mkdir(parents=True, exist_ok=True)  # `arena` may be the first command of a run (or have no opponents)
     (out_dir / "decisions.json").write_text(json.dumps(player.log()[:200], indent=1) + "\n")
     (settings.run_dir / f"arena_{label}.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
