@@ -11,7 +11,7 @@ from toolkit.export import (MANIFEST, MERGED_TOLERANCE, ExportError, check_expor
 from toolkit.infer import chat, stream_chat
 from toolkit.lora import attach_lora
 from toolkit.settings import LoraSettings, TrainSettings
-from toolkit.train import build_trainer, train
+from toolkit.train import build_trainer, shared_prefix_length, train
 
 
 @pytest.fixture
@@ -169,3 +169,89 @@ def test_compiled_layers_compute_the_eager_loss_and_gradients(tiny, color_rows):
     assert compiled[0] == pytest.approx(eager[0], rel=1e-2)
     assert torch.nn.functional.cosine_similarity(compiled[1], eager[1], dim=0) > 0.99
     assert eager[1].norm() > 0 and compiled[1].norm() == pytest.approx(eager[1].norm().item(), rel=0.05)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_shared_prefix_batches_give_the_plain_loss_and_gradients(tiny, compiled):
+    """train.shared_prefix runs the batch's common prompt tokens once: same loss and LoRA gradients as
+    running every row in full, on real poker rows (whose system turn + header are shared)."""
+    from toolkit.train import compile_for_training, shared_prefix_length, uncompile
+
+    model, tokenizer = tiny
+    model = attach_lora(model, LoraSettings(r=8, alpha=16))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)  # B = 0 at init would hide any error in the adapter path
+    rows = [json.loads(line) for line in open("data/poker/train.jsonl")][:8]
+    data, _ = prepare(rows, tokenizer, 384, system_prompt="You are a poker player. Answer with one action.")
+    trainers = {shared: build_trainer(model, tokenizer, data, TrainSettings(batch_size=8, shared_prefix=shared,
+                                                                             output_dir="/tmp/unused"), max_seq_length=384)
+                for shared in (False, True)}
+    batch = next(iter(trainers[True].get_train_dataloader()))
+    n = shared_prefix_length(batch["input_ids"], batch["attention_mask"], batch["labels"])
+    assert n >= 40  # system turn + fixed header
+    model.train()
+    if compiled:
+        assert compile_for_training(model, TrainSettings())
+
+    def loss_and_grads(trainer):
+        model.zero_grad()
+        loss = trainer.compute_loss(model, dict(batch))
+        loss.backward()
+        return loss.item(), torch.cat([p.grad.flatten().float() for p in model.parameters() if p.requires_grad])
+
+    plain, shared = loss_and_grads(trainers[False]), loss_and_grads(trainers[True])
+    if compiled:
+        uncompile(model)
+    assert trainers[True].shared_tokens == n * 7  # the prefix really was shared (7 rows not recomputed)
+    assert shared[0] == pytest.approx(plain[0], rel=1e-3)
+    assert torch.nn.functional.cosine_similarity(shared[1], plain[1], dim=0) > 0.999
+    assert plain[1].norm() > 0 and shared[1].norm() == pytest.approx(plain[1].norm().item(), rel=1e-2)
+
+
+def test_shared_prefix_length_leaves_every_labelled_token_and_its_predictor_to_the_rows():
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 50, 60, 0],
+                        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 51, 61, 62]])
+    mask = (ids != 0).long()
+    labels = torch.full_like(ids, -100)
+    assert shared_prefix_length(ids, mask, labels) == 11  # stops at the first differing token
+    labels[:, 10] = ids[:, 10]  # a labelled token inside the common part: neither it nor its predictor is shared
+    assert shared_prefix_length(ids, mask, labels) == 9
+    labels[:, 3] = ids[:, 3]
+    assert shared_prefix_length(ids, mask, labels) == 0  # 2 shareable tokens are not worth a separate pass
+    same = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] * 2)
+    assert shared_prefix_length(same, torch.ones_like(same), torch.full_like(same, -100)) == 9  # one token left per row
+
+
+def test_shared_prefix_falls_back_to_full_rows_when_the_backend_gets_it_wrong(tiny, monkeypatch):
+    """A backend whose training kernels ignore a KV cache must not train on wrong losses: the first batch
+    compares the shared pass with full rows, warns and trains on full rows from then on."""
+    model, tokenizer = tiny
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(50)  # sharp logits: the random tiny model's loss now depends on context
+    model = attach_lora(model, LoraSettings(r=8, alpha=16))
+    rows = [json.loads(line) for line in open("data/poker/train.jsonl")][:8]
+    data, _ = prepare(rows, tokenizer, 384, system_prompt="You are a poker player. Answer with one action.")
+    plain = build_trainer(model, tokenizer, data, TrainSettings(batch_size=8, shared_prefix=False, output_dir="/tmp/unused"), max_seq_length=384)
+    trainer = build_trainer(model, tokenizer, data, TrainSettings(batch_size=8, output_dir="/tmp/unused"), max_seq_length=384)
+    batch = next(iter(trainer.get_train_dataloader()))
+    model.train()
+    want = plain.compute_loss(model, dict(batch)).item()
+    real_prefix = type(trainer)._prefix
+
+    def broken(model, ids, n):  # a cache holding the wrong keys/values
+        cache = real_prefix(model, ids, n)
+        for layer in cache.layers:
+            layer.keys, layer.values = layer.keys.flip(-2), 10 * torch.randn_like(layer.values)
+        return cache
+
+    monkeypatch.setattr(type(trainer), "_prefix", staticmethod(broken))
+    with pytest.warns(UserWarning, match="shared-prefix loss .* differs"):
+        got = trainer.compute_loss(model, dict(batch)).item()
+    assert trainer.shared_prefix_ok is False and trainer.shared_tokens == 0
+    assert got == pytest.approx(want, rel=1e-4)
+    monkeypatch.setattr(type(trainer), "_prefix", staticmethod(real_prefix))
+    ok = build_trainer(model, tokenizer, data, TrainSettings(batch_size=8, output_dir="/tmp/unused"), max_seq_length=384)
+    assert ok.compute_loss(model, dict(batch)).item() == pytest.approx(want, rel=1e-3)
+    assert ok.shared_prefix_ok is True and ok.shared_tokens > 0

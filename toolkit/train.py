@@ -107,11 +107,102 @@ def sft_config(settings: TrainSettings, max_seq_length: int, has_eval: bool, gra
     )
 
 
+# --------------------------------------------------------------------------- shared prefix
+MIN_SHARED_PREFIX = 8  # tokens; below this a separate prefix pass costs more than it saves
+
+
+def shared_prefix_length(input_ids, attention_mask, labels) -> int:
+    """How many leading tokens every row of a batch can share: the same ids, no padding, and no loss on
+    them or on the token right after (that token's prediction comes from the prefix's last position,
+    which the shared pass does not send to the LM head). 0 when there is nothing worth sharing."""
+    import torch
+
+    same = (input_ids == input_ids[:1]).all(0) & attention_mask.bool().all(0) & (labels == -100).all(0)
+    n = int(torch.cumprod(same.int(), 0).sum())
+    n = min(n, input_ids.shape[1] - 1)  # every row keeps at least one token of its own
+    while n > 0 and not bool((labels[:, n] == -100).all()):
+        n -= 1
+    return n if n >= MIN_SHARED_PREFIX else 0
+
+
+def _backbone(model):
+    """The decoder stack without the LM head (``LlamaModel`` inside ``LlamaForCausalLM``), under any PEFT wrapper."""
+    owner = _decoder_owner(model)
+    return getattr(owner, owner.base_model_prefix)
+
+
+def _trainer_class(shared_prefix: bool):
+    """``SFTTrainer`` (Unsloth-patched), or a subclass that runs each batch's shared prompt prefix once.
+
+    Chat-formatted rows start with the same tokens (the system turn, the task's fixed header): the
+    subclass runs those once, on one row, keeps their keys/values with gradients, broadcasts them to
+    the batch as a KV cache and runs only the rest of every row through the model. Same loss, same
+    gradients (up to float rounding: each row attends to the very same prefix keys/values, and the
+    prefix receives the sum of every row's gradient), fewer FLOPs. Evaluation keeps the plain path.
+    """
+    from trl import SFTTrainer
+
+    if not shared_prefix:
+        return SFTTrainer
+
+    class SharedPrefixSFTTrainer(SFTTrainer):
+        shared_tokens = 0  # prompt tokens not recomputed thanks to sharing, over the run (for the report)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            ids, mask, labels = inputs.get("input_ids"), inputs.get("attention_mask"), inputs.get("labels")
+            if (not model.training or ids is None or mask is None or labels is None or ids.shape[0] < 2
+                    or "position_ids" in inputs or self.accelerator.num_processes > 1):  # DDP must see the full forward
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            n = shared_prefix_length(ids, mask, labels) if self.shared_prefix_ok is not False else 0
+            if n and self.shared_prefix_ok is None:
+                self.shared_prefix_ok = self._check(model, ids, mask, labels, n)
+            if not n or not self.shared_prefix_ok:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            rest = {k: (v[:, n:] if k != "attention_mask" and hasattr(v, "shape") and v.shape[:2] == ids.shape else v)
+                    for k, v in inputs.items()}
+            rest["past_key_values"] = self._prefix(model, ids, n)  # the mask stays full length: prefix + rest
+            self.shared_tokens += n * (ids.shape[0] - 1)
+            return super().compute_loss(model, rest, return_outputs, num_items_in_batch)
+
+        shared_prefix_ok = None  # None until the first shareable batch is checked; False = fell back to full rows
+
+        @staticmethod
+        def _prefix(model, ids, n):
+            """The first ``n`` tokens of row 0 run once; their keys/values (with gradients) viewed as every row's."""
+            cache = _backbone(model)(input_ids=ids[:1, :n], use_cache=True).past_key_values
+            for layer in cache.layers:
+                layer.keys = layer.keys.expand(ids.shape[0], -1, -1, -1)
+                layer.values = layer.values.expand(ids.shape[0], -1, -1, -1)
+            return cache
+
+        def _check(self, model, ids, mask, labels, n) -> bool:
+            """Once per run: the shared pass must give the full rows' loss (a backend whose fused kernels
+            ignore a KV cache while training would not); otherwise warn and train on full rows."""
+            import torch
+
+            try:
+                with torch.no_grad():
+                    full = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss.item()
+                    shared = model(input_ids=ids[:, n:], attention_mask=mask, labels=labels[:, n:], use_cache=False,
+                                   past_key_values=self._prefix(model, ids, n)).loss.item()
+            except Exception as exc:  # noqa: BLE001 - any failure means: do not use the shortcut
+                warnings.warn(f"train.shared_prefix: the shared-prefix pass failed here ({type(exc).__name__}: {exc}); "
+                              "training on full rows. Set train.shared_prefix=false to silence this.", stacklevel=2)
+                return False
+            if abs(shared - full) > 5e-3 * max(abs(full), 1e-3):  # bf16 rounding stays ~10x below this
+                warnings.warn(f"train.shared_prefix: the shared-prefix loss {shared:.5f} differs from the full rows' "
+                              f"{full:.5f} on this backend; training on full rows. Set train.shared_prefix=false to "
+                              "silence this.", stacklevel=2)
+                return False
+            return True
+
+    return SharedPrefixSFTTrainer
+
+
 def build_trainer(model, tokenizer, train_data, settings: TrainSettings, eval_data=None,
                   max_seq_length: int = 512, callbacks=None):
     """The configured ``SFTTrainer`` (useful on its own to inspect TRL's tokenized dataset)."""
-    from trl import SFTTrainer
-
+    SFTTrainer = _trainer_class(settings.shared_prefix)
     checkpointing = bool(getattr(model, "is_gradient_checkpointing", False))
     return SFTTrainer(
         model=model,
