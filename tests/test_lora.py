@@ -1,4 +1,5 @@
 """LoRA invariants on the tiny preset: zero-B identity, frozen base, report = formula = PEFT."""
+import pytest
 import torch
 
 from toolkit.lora import attach_lora, lora_layers, lora_scaling, parameter_report
@@ -77,3 +78,15 @@ def test_unknown_target_module_names_the_choices(tiny):
     model, _ = tiny
     with pytest.raises(ValueError, match="lora.target_modules.*qkv.*Linear layers are"):
         attach_lora(model, LoraSettings(target_modules=["qkv"]))
+
+
+def test_last_layers_adapts_only_the_top_blocks_and_names_the_field_when_too_many(tiny):
+    model, _ = tiny
+    n = model.config.num_hidden_layers
+    with pytest.raises(ValueError, match=rf"lora.last_layers = {n + 1}: this model has {n} decoder blocks"):
+        attach_lora(model, LoraSettings(r=4, alpha=8, last_layers=n + 1))
+    peft_model = attach_lora(model, LoraSettings(r=4, alpha=8, last_layers=1))
+    report = parameter_report(peft_model)
+    assert report.rows and all(f"layers.{n - 1}." in row.module for row in report.rows)
+    assert len(report.rows) == len(LoraSettings().target_modules)  # every target module, in the last block only
+    assert report.lora_trainable == report.peft_trainable

@@ -75,6 +75,13 @@ def attach_lora(model, settings: LoraSettings | None = None):
     if missing:
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
         raise ValueError(f"lora.target_modules: {missing} not found in this model; its Linear layers are {linear}")
+    n_layers = getattr(model.config.get_text_config(), "num_hidden_layers", None)
+    layers = None
+    if settings.last_layers:
+        if n_layers is None or settings.last_layers > n_layers:
+            raise ValueError(f"lora.last_layers = {settings.last_layers}: this model has {n_layers} decoder blocks; "
+                             f"use 1..{n_layers}, or 0 for all of them")
+        layers = list(range(n_layers - settings.last_layers, n_layers))
     peft_model = FastLanguageModel.get_peft_model(
         model,
         r=settings.r,
@@ -85,6 +92,7 @@ def attach_lora(model, settings: LoraSettings | None = None):
         use_gradient_checkpointing=_gradient_checkpointing(settings.gradient_checkpointing),
         random_state=settings.seed,
         bias="none",
+        **({"layers_to_transform": layers} if layers else {}),
     )
     peft_model.toolkit_model_name = getattr(model, "toolkit_model_name", None)
     return peft_model
