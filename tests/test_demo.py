@@ -35,6 +35,8 @@ def test_smoke_demo_writes_every_section_and_plot(smoke_run):
     results = json.loads((smoke_run / "results.json").read_text())
     assert results["export"]["verify_adapter"]["passed"] and results["export"]["verify_adapter"]["max_abs_diff"] == 0
     assert results["arena"]["finetuned"]["player"]["illegal"] == 0
+    hands = {name: r["hands"] for name, r in results["arena"]["finetuned"].items() if name != "player"}
+    assert hands == {"random": 8, "fish": 8, "base": 4}  # eval.hands: {base: 4}, the others arena.hands
 
 
 def test_report_figures_equal_the_json(smoke_run):
@@ -64,6 +66,11 @@ def test_overrides_and_unknown_keys():
     assert "lora.rank" in text and "unknown setting" in text
     assert "arena.hands = 3" in text and "multiple of players" in text
     assert "shark" in text
+    with pytest.raises(SettingsError) as err:
+        load_settings("configs/smoke.yaml", ["eval.hands={fish: 3, shark: 4}", "lora.last_layers=-1"])
+    text = str(err.value)
+    assert "eval.hands.fish = 3" in text and "multiple of arena.players" in text
+    assert "eval.hands" in text and "'shark'" in text and "lora.last_layers = -1" in text
 
 
 def test_cli_reports_bad_settings_before_any_work():

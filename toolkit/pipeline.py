@@ -40,6 +40,8 @@ class DataSettings:
 class EvalSettings:
     opponents: list[str] = field(default_factory=lambda: list(OPPONENTS))  # bots for duplicate heads-up matches
     vs_base: bool = True  # also play the fine-tuned model against its own base model
+    hands: dict[str, int] = field(default_factory=dict)  # hands per match for these opponents ("base" included);
+    # the others play arena.hands. Spend hands where the figure is close (FishPlayer), not where it is not (Random)
     honest_sims: int = 100  # Monte Carlo sims per HonestPlayer decision (upstream: 1000, ~10x slower)
     generate_check: int = 0  # also score this many test spots with free-text generate-and-parse (0 = skip)
     merge_adapters: bool = True  # evaluate/play the fine-tuned model with B·A merged into W0 (what a merged export ships): ~2x faster on CPU; false = separate adapters, bit-exact to the saved ones
@@ -47,6 +49,9 @@ class EvalSettings:
     def problems(self, p: str = "eval") -> list[str]:
         bad = [o for o in self.opponents if o not in OPPONENTS]
         out = [problem(f"{p}.opponents", bad, f"unknown bots; choose from {list(OPPONENTS)}")] if bad else []
+        unknown = [o for o in self.hands if o not in (*OPPONENTS, "base")]
+        if unknown:
+            out.append(problem(f"{p}.hands", unknown, f"unknown opponents; choose from {[*OPPONENTS, 'base']}"))
         if self.honest_sims <= 0:
             out.append(problem(f"{p}.honest_sims", self.honest_sims, "must be positive, e.g. 100"))
         return out
@@ -68,6 +73,10 @@ class RunSettings:
         out = []
         if not self.name or "/" in self.name:
             out.append(problem("name", self.name, "give a plain folder name such as demo or smoke"))
+        for opponent, hands in self.eval.hands.items():
+            if hands <= 0 or hands % self.arena.players:
+                out.append(problem(f"eval.hands.{opponent}", hands, f"must be a positive multiple of arena.players = "
+                                   f"{self.arena.players} (each deal is replayed with the seats rotated)"))
         return out
 
     @property
@@ -244,7 +253,7 @@ def step_arena(settings: RunSettings, model, tokenizer, label: str, base=None, p
 
     player = LLMPlayer(model, tokenizer, system_prompt=settings.data.system_prompt or None)
     # One process: forking after torch has run (the model is loaded) can deadlock in OpenMP.
-    arena = build(ArenaSettings, {**to_dict(settings.arena), "progress": progress, "workers": 1})
+    common = {**to_dict(settings.arena), "progress": progress, "workers": 1}
     out_dir = settings.run_dir / f"arena_{label}"
     results = {}
     opponents = {name: opponent_factory(name, settings) for name in settings.eval.opponents}
@@ -255,6 +264,7 @@ def step_arena(settings: RunSettings, model, tokenizer, label: str, base=None, p
 
     for name, factory in opponents.items():
         start = time.perf_counter()
+        arena = build(ArenaSettings, {**common, "hands": settings.eval.hands.get(name, settings.arena.hands)})
         match = play_match({label: lambda: player, name: factory}, arena)
         match.save(out_dir / f"vs_{name}.json")
         hero = metrics.summarize(match)["players"][label]
