@@ -53,6 +53,8 @@ def test_report_figures_equal_the_json(smoke_run):
             continue
         e = r["bb100"]
         assert f"{e['value']:+.1f} [{e['low']:+.1f}, {e['high']:+.1f}]" in report
+    total = results["timings_s"]["total"]
+    assert f"| the whole run finishes within 20 minutes on this machine | {int(total // 60)} min {total % 60:.0f} s | yes |" in report
     train = results["train"]
     assert f"{train['trained_tokens']:,} tokens" in report and f"{train['steps']} steps" in report
 

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 TARGET_AGREEMENT = 0.80  # issue target: agreement with the teacher on held-out spots
+TARGET_MINUTES = 20  # issue target: the demo preset finishes within this on a 2-core CPU
 
 
 def _pct(x: float) -> str:
@@ -35,6 +36,10 @@ def targets(results: dict) -> list[tuple[str, str, bool]]:
             e = arena[bot]["bb100"]
             out.append((f"beats {bot} with significance (p < 0.05, CI above 0)", f"{_ci(e)} bb/100, p = {e['p_value']:.3g}",
                         e["low"] > 0 and e["p_value"] < 0.05))
+    total = results.get("timings_s", {}).get("total")
+    if total is not None:
+        out.append((f"the whole run finishes within {TARGET_MINUTES} minutes on this machine",
+                    f"{int(total // 60)} min {total % 60:.0f} s", total <= 60 * TARGET_MINUTES))
     return out
 
 
