@@ -141,7 +141,8 @@ def render(results: dict, files: dict[str, str]) -> str:
                      "(`eval.merge_adapters: true`, what a merged 16-bit export ships).")
     lines += ["", f"![bb100]({files['bb100']}) ![action mix]({files['action_mix']})", ""]
     lines += ["## Training", "",
-              f"- LoRA r = {s['lora']['r']}, alpha = {s['lora']['alpha']}, targets = {', '.join(s['lora']['target_modules'])}",
+              f"- LoRA r = {s['lora']['r']}, alpha = {s['lora']['alpha']}, targets = {', '.join(s['lora']['target_modules'])}"
+              + (f" in the last {s['lora']['last_layers']} decoder blocks" if s["lora"].get("last_layers") else " in every decoder block"),
               f"- trainable parameters: {results['parameters']['peft_trainable']:,} of {results['parameters']['total_params']:,} "
               f"({100 * results['parameters']['peft_trainable'] / results['parameters']['total_params']:.2f}%)",
               f"- {train['steps']} steps, batch {s['train']['batch_size']}×{s['train']['grad_accum']}, lr {s['train']['lr']}, "
