@@ -141,16 +141,22 @@ def test_compiled_training_is_reproducible_bit_for_bit(color_rows, tmp_path):
     assert all(w.abs().sum() > 0 for n, w in weights[0].items() if "lora_B" in n)  # B left zero: it really trained
 
 
+def lora_with_random_b(model):
+    """LoRA r=8 with B drawn at random: B = 0 at init would hide any error in the adapter path."""
+    model = attach_lora(model, LoraSettings(r=8, alpha=16))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    return model
+
+
 def test_compiled_layers_compute_the_eager_loss_and_gradients(tiny, color_rows):
     """train.cpu_compile changes kernels, not maths: one batch, same loss and LoRA gradients (bf16 rounding)."""
     from toolkit.train import compile_for_training, uncompile
 
     model, tokenizer = tiny
-    model = attach_lora(model, LoraSettings(r=8, alpha=16))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.05)  # B = 0 at init would hide any error in the adapter path
+    model = lora_with_random_b(model)
     texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in color_rows[:4]]
     batch = tokenizer(texts, return_tensors="pt", padding=True)
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
@@ -178,11 +184,7 @@ def test_shared_prefix_batches_give_the_plain_loss_and_gradients(tiny, compiled)
     from toolkit.train import compile_for_training, shared_prefix_length, uncompile
 
     model, tokenizer = tiny
-    model = attach_lora(model, LoraSettings(r=8, alpha=16))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.05)  # B = 0 at init would hide any error in the adapter path
+    model = lora_with_random_b(model)
     rows = [json.loads(line) for line in open("data/poker/train.jsonl")][:8]
     data, _ = prepare(rows, tokenizer, 384, system_prompt="You are a poker player. Answer with one action.")
     trainers = {shared: build_trainer(model, tokenizer, data, TrainSettings(batch_size=8, shared_prefix=shared,
