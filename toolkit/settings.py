@@ -73,7 +73,7 @@ class LoraSettings:
     gradient_checkpointing: Literal["unsloth", "true", "false"] = "false"  # "unsloth" offloads activations; measured not to pay on CPU at 512 tokens
     seed: int = 3407  # seeds A's random init (B starts at zero)
     last_layers: int = 0  # adapt only the last N decoder blocks (0 = all). Backward then stops at the lowest adapted
-    # block, so training steps get cheaper: the last 15 of SmolLM2's 30 blocks train ~1.4x faster per step
+    # block, so training steps get cheaper: the last 15 of SmolLM2's 30 blocks train 1.41x faster per step (same bench)
 
     def problems(self, p: str = "lora") -> list[str]:
         out = []
@@ -109,7 +109,7 @@ class TrainSettings:
     group_by_length: bool = True  # batch rows of similar length to cut padding waste; turn it off when length
     # tracks the answer (poker: the street), or every batch is one kind of row (see configs/demo.yaml)
     shared_prefix: bool = True  # run the prompt tokens every row of a batch starts with once per batch, not once per row
-    # (same loss and gradients; ~1.3x faster steps on the poker data, whose rows share a ~65-token header)
+    # (same loss and gradients; 1.37x faster steps on the poker data, whose rows share an ~83-token start: bench/train_shortcuts.py)
     cpu_compile: bool = True  # CPU only: torch.compile each decoder layer while training (Unsloth's UNSLOTH_CPU_COMPILE), eager again after; 1.1-1.3x faster steps here (bench/RESULTS.md)
 
     def problems(self, p: str = "train") -> list[str]:
